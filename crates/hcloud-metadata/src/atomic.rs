@@ -66,7 +66,11 @@ fn is_current(path: &Path, contents: &[u8], opts: &WriteOptions) -> bool {
 }
 
 /// Replace `path` with `contents` atomically. The parent directory must exist.
-pub fn write_atomic(path: &Path, contents: &[u8], opts: WriteOptions) -> Result<WriteOutcome, WriteError> {
+pub fn write_atomic(
+    path: &Path,
+    contents: &[u8],
+    opts: WriteOptions,
+) -> Result<WriteOutcome, WriteError> {
     if is_current(path, contents, &opts) {
         return Ok(WriteOutcome::Unchanged);
     }
@@ -106,7 +110,8 @@ fn write_tmp_and_rename(
     file.set_permissions(fs::Permissions::from_mode(opts.mode))
         .map_err(err("set mode of", tmp))?;
     if let Some((uid, gid)) = opts.owner {
-        std::os::unix::fs::fchown(&file, Some(uid), Some(gid)).map_err(err("change owner of", tmp))?;
+        std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
+            .map_err(err("change owner of", tmp))?;
     }
     file.write_all(contents).map_err(err("write", tmp))?;
     file.sync_all().map_err(err("sync", tmp))?;

@@ -61,7 +61,11 @@ impl Document {
             hostname: summary.hostname.clone(),
             region: summary.region.clone(),
             availability_zone: summary.availability_zone.clone(),
-            ssh_keys: summary.public_keys.iter().map(|k| k.trim().to_string()).collect(),
+            ssh_keys: summary
+                .public_keys
+                .iter()
+                .map(|k| k.trim().to_string())
+                .collect(),
             network: Network {
                 mac_address: public.mac_address.clone(),
                 ipv4_address: ipv4.map(|a| a.to_string()),

@@ -93,7 +93,8 @@ impl Fetcher {
         if !url.starts_with("http://") {
             return Err(FetchError::BadUrl {
                 url: url.clone(),
-                reason: "only plain http:// is supported (the metadata service is link-local HTTP)".into(),
+                reason: "only plain http:// is supported (the metadata service is link-local HTTP)"
+                    .into(),
             });
         }
         let client = reqwest::blocking::Client::builder()
@@ -122,8 +123,10 @@ impl Fetcher {
         }
         let cap = self.config.max_body;
         if resp.content_length().is_some_and(|n| n > cap) {
-            return Attempt::Fatal(format!("response of {} bytes is larger than the {cap}-byte limit",
-                resp.content_length().unwrap_or(0)));
+            return Attempt::Fatal(format!(
+                "response of {} bytes is larger than the {cap}-byte limit",
+                resp.content_length().unwrap_or(0)
+            ));
         }
         let mut body = Vec::new();
         match resp.take(cap + 1).read_to_end(&mut body) {
@@ -150,7 +153,11 @@ impl Fetcher {
         loop {
             attempts += 1;
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let timeout = self.config.request_timeout.min(remaining).max(Duration::from_millis(50));
+            let timeout = self
+                .config
+                .request_timeout
+                .min(remaining)
+                .max(Duration::from_millis(50));
             log::info!("Fetching {url}: attempt #{attempts}");
             let failure = match self.attempt(&url, timeout) {
                 Attempt::Reply(reply) => match accept(reply) {

@@ -112,7 +112,10 @@ mod tests {
 
     #[test]
     fn hetzner_serial_must_match() {
-        assert_eq!(id(Some("Hetzner"), Some("42")).check(42), Ok(Verdict::Matches));
+        assert_eq!(
+            id(Some("Hetzner"), Some("42")).check(42),
+            Ok(Verdict::Matches)
+        );
         assert!(matches!(
             id(Some("Hetzner"), Some("43")).check(42),
             Err(IdentityError::Mismatch { .. })

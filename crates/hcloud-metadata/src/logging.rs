@@ -35,7 +35,12 @@ impl Log for StderrLog {
             Level::Debug => "debug",
             Level::Trace => "trace",
         };
-        let _ = writeln!(std::io::stderr().lock(), "{}: {level}: {}", self.name, record.args());
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "{}: {level}: {}",
+            self.name,
+            record.args()
+        );
     }
 
     fn flush(&self) {}

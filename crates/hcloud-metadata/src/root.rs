@@ -46,8 +46,14 @@ mod tests {
     #[test]
     fn joins_under_root_and_drops_parent_components() {
         let r = Root::new("/tmp/r");
-        assert_eq!(r.join("/etc/hostname"), PathBuf::from("/tmp/r/etc/hostname"));
-        assert_eq!(r.join("../../etc/shadow"), PathBuf::from("/tmp/r/etc/shadow"));
+        assert_eq!(
+            r.join("/etc/hostname"),
+            PathBuf::from("/tmp/r/etc/hostname")
+        );
+        assert_eq!(
+            r.join("../../etc/shadow"),
+            PathBuf::from("/tmp/r/etc/shadow")
+        );
         assert!(!r.is_live());
         assert!(Root::new("/").is_live());
         assert_eq!(Root::new("/").join("/etc/x"), PathBuf::from("/etc/x"));

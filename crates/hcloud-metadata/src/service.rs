@@ -23,7 +23,10 @@ pub enum ParseError {
         got: String,
     },
     #[error("{what}: required key `{key}` is missing")]
-    Missing { what: &'static str, key: &'static str },
+    Missing {
+        what: &'static str,
+        key: &'static str,
+    },
     #[error("{what}: {reason}")]
     Invalid { what: String, reason: String },
 }
@@ -243,7 +246,8 @@ pub fn parse_network_config(v: &Value) -> Result<PublicNetwork, ParseError> {
         match kind.as_str() {
             "nameserver" => {
                 for a in text_list(entry.get("address"), &format!("{what}.address"))? {
-                    net.nameservers.push(parse_ip(&a, &format!("{what}.address"))?);
+                    net.nameservers
+                        .push(parse_ip(&a, &format!("{what}.address"))?);
                 }
             }
             "physical" | "" => {
@@ -286,8 +290,12 @@ fn parse_physical(
                 got: describe(subnet),
             });
         };
-        for ns in text_list(subnet.get("dns_nameservers"), &format!("{what}.dns_nameservers"))? {
-            net.nameservers.push(parse_ip(&ns, &format!("{what}.dns_nameservers"))?);
+        for ns in text_list(
+            subnet.get("dns_nameservers"),
+            &format!("{what}.dns_nameservers"),
+        )? {
+            net.nameservers
+                .push(parse_ip(&ns, &format!("{what}.dns_nameservers"))?);
         }
         let Some(address) = opt_text(subnet, "address", &what)? else {
             continue; // a DHCP subnet: its address comes from `public-ipv4`.
@@ -307,17 +315,16 @@ fn parse_physical(
                 reason: format!("{address:?} is not an IP address"),
             });
         };
-        let prefix = match prefix {
-            None => 64,
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= 128)
-                .ok_or_else(|| ParseError::Invalid {
-                    what: format!("{what}.address"),
-                    reason: format!("{address:?} has an invalid IPv6 prefix length"),
+        let prefix =
+            match prefix {
+                None => 64,
+                Some(p) => p.parse::<u8>().ok().filter(|p| *p <= 128).ok_or_else(|| {
+                    ParseError::Invalid {
+                        what: format!("{what}.address"),
+                        reason: format!("{address:?} has an invalid IPv6 prefix length"),
+                    }
                 })?,
-        };
+            };
         if net.ipv6.is_none() {
             net.ipv6 = Some((ip, prefix));
         }
@@ -333,10 +340,13 @@ fn parse_physical(
     {
         for (k, route) in routes.iter().enumerate() {
             let what = format!("{what}.routes[{k}]");
-            let Value::Object(route) = route else { continue };
+            let Value::Object(route) = route else {
+                continue;
+            };
             let network = opt_text(route, "network", &what)?.unwrap_or_default();
             let netmask = opt_text(route, "netmask", &what)?.unwrap_or_default();
-            let default = (network == "::" || network == "::/0") && (netmask == "0" || netmask.is_empty());
+            let default =
+                (network == "::" || network == "::/0") && (netmask == "0" || netmask.is_empty());
             if let (true, Some(gw)) = (default, opt_text(route, "gateway", &what)?) {
                 net.ipv6_gateway = Some(parse_v6_gateway(&gw, &format!("{what}.gateway"))?);
                 break;
