@@ -1,0 +1,215 @@
+# Read systemd-networkd .network text and reduce it to what configures the server: the MAC it
+# matches, MTU, DHCP, addresses, routes, resolvers, time servers, router advertisements.
+# Builtins only. Used to compare NixOS' networks (rendered by nix/lib/hcloud.nix) with the files
+# hcloud-network writes for the same document: equal projections configure the server the same way.
+let
+  inherit (builtins)
+    concatLists
+    elemAt
+    filter
+    foldl'
+    head
+    isString
+    length
+    map
+    match
+    sort
+    split
+    ;
+
+  trim =
+    s:
+    let
+      m = match "[[:space:]]*(.*[^[:space:]])[[:space:]]*" s;
+    in
+    if m == null then "" else head m;
+  lower =
+    s:
+    builtins.replaceStrings
+      [ "A" "B" "C" "D" "E" "F" ]
+      [ "a" "b" "c" "d" "e" "f" ]
+      s;
+
+  # [ { name = "Network"; entries = [ { key; value; } ... ]; } ... ] in file order.
+  parse =
+    text:
+    let
+      lines = filter (l: l != "" && match "[#;].*" l == null) (map trim (filter isString (split "\n" text)));
+      step =
+        acc: line:
+        let
+          header = match "[[](.+)[]]" line;
+          kv = match "([^=]+)=(.*)" line;
+        in
+        if header != null then
+          acc
+          ++ [
+            {
+              name = head header;
+              entries = [ ];
+            }
+          ]
+        else if kv != null && acc != [ ] then
+          let
+            last = elemAt acc (length acc - 1);
+            before = builtins.genList (i: elemAt acc i) (length acc - 1);
+          in
+          before
+          ++ [
+            (
+              last
+              // {
+                entries = last.entries ++ [
+                  {
+                    key = trim (head kv);
+                    value = trim (elemAt kv 1);
+                  }
+                ];
+              }
+            )
+          ]
+        else
+          throw "networkd text: cannot read line '${line}'";
+    in
+    foldl' step [ ] lines;
+
+  sectionsNamed = name: sections: filter (s: s.name == name) sections;
+  # Every value of `key` in sections called `name`; a value may list several items separated by
+  # spaces (Address=, DNS=, NTP=, MACAddress= accept lists).
+  valuesOf =
+    name: key: sections:
+    concatLists (
+      map (
+        s:
+        concatLists (
+          map (e: filter (w: isString w && w != "") (split "[[:space:]]+" e.value)) (
+            filter (e: e.key == key) s.entries
+          )
+        )
+      ) (sectionsNamed name sections)
+    );
+  lastValue =
+    name: key: default: sections:
+    let
+      vs = valuesOf name key sections;
+    in
+    if vs == [ ] then default else elemAt vs (length vs - 1);
+
+  boolOf =
+    v:
+    if
+      builtins.elem (lower v) [
+        "yes"
+        "true"
+        "1"
+        "on"
+      ]
+    then
+      true
+    else if
+      builtins.elem (lower v) [
+        "no"
+        "false"
+        "0"
+        "off"
+      ]
+    then
+      false
+    else
+      throw "networkd text: '${v}' is not a boolean";
+
+  dhcpOf =
+    v:
+    let
+      l = lower v;
+    in
+    if
+      builtins.elem l [
+        "yes"
+        "true"
+        "1"
+        "on"
+      ]
+    then
+      "yes"
+    else if
+      builtins.elem l [
+        "no"
+        "false"
+        "0"
+        "off"
+      ]
+    then
+      "no"
+    else
+      l;
+
+  isV6 = a: match ".*:.*" a != null;
+
+  # One route as a comparable string. Defaults made explicit: no Destination is the default route
+  # of the gateway's family; a route without a gateway has link scope, one with a gateway global
+  # scope; GatewayOnLink only matters with a gateway.
+  routeOf =
+    entries:
+    let
+      get =
+        k: d:
+        let
+          es = filter (e: e.key == k) entries;
+        in
+        if es == [ ] then d else (elemAt es (length es - 1)).value;
+      gw = get "Gateway" null;
+      dest = get "Destination" (
+        if gw == null then
+          "none"
+        else if isV6 gw then
+          "::/0"
+        else
+          "0.0.0.0/0"
+      );
+      scope = get "Scope" (if gw == null then "link" else "global");
+      onlink = if gw == null then false else boolOf (get "GatewayOnLink" "no");
+    in
+    "to ${dest} via ${if gw == null then "-" else gw} onlink ${if onlink then "yes" else "no"} scope ${scope}"
+    + (
+      let
+        m = get "Metric" null;
+      in
+      if m == null then "" else " metric ${m}"
+    );
+
+  # The projection. Lists whose order does not matter are sorted; resolvers keep their order.
+  project =
+    text:
+    let
+      s = parse text;
+      networkGateways = map (gw: [
+        {
+          key = "Gateway";
+          value = gw;
+        }
+      ]) (valuesOf "Network" "Gateway" s);
+    in
+    {
+      mac = map lower (valuesOf "Match" "MACAddress" s);
+      otherMatch = filter (e: e.key != "MACAddress") (
+        concatLists (map (x: x.entries) (sectionsNamed "Match" s))
+      );
+      mtu = lastValue "Link" "MTUBytes" null s;
+      dhcp = dhcpOf (lastValue "Network" "DHCP" "no" s);
+      ipv6AcceptRA =
+        let
+          v = lastValue "Network" "IPv6AcceptRA" null s;
+        in
+        if v == null then null else boolOf v;
+      addresses = sort (a: b: a < b) (valuesOf "Network" "Address" s ++ valuesOf "Address" "Address" s);
+      routes = sort (a: b: a < b) (
+        map routeOf (map (x: x.entries) (sectionsNamed "Route" s) ++ networkGateways)
+      );
+      dns = valuesOf "Network" "DNS" s;
+      ntp = valuesOf "Network" "NTP" s;
+    };
+in
+{
+  inherit parse project;
+}
