@@ -169,14 +169,18 @@ let
       );
       scope = get "Scope" (if gw == null then "link" else "global");
       onlink = if gw == null then false else boolOf (get "GatewayOnLink" "no");
+      src = get "PreferredSource" "-";
+      known = [
+        "Gateway"
+        "Destination"
+        "Scope"
+        "GatewayOnLink"
+        "PreferredSource"
+      ];
+      others = map (e: " ${e.key} ${e.value}") (filter (e: !builtins.elem e.key known) entries);
     in
-    "to ${dest} via ${if gw == null then "-" else gw} onlink ${if onlink then "yes" else "no"} scope ${scope}"
-    + (
-      let
-        m = get "Metric" null;
-      in
-      if m == null then "" else " metric ${m}"
-    );
+    "to ${dest} via ${if gw == null then "-" else gw} onlink ${if onlink then "yes" else "no"} scope ${scope} src ${src}"
+    + builtins.concatStringsSep "" (sort (a: b: a < b) others);
 
   # The projection. Lists whose order does not matter are sorted; resolvers keep their order.
   project =
@@ -192,9 +196,6 @@ let
     in
     {
       mac = map lower (valuesOf "Match" "MACAddress" s);
-      otherMatch = filter (e: e.key != "MACAddress") (
-        concatLists (map (x: x.entries) (sectionsNamed "Match" s))
-      );
       mtu = lastValue "Link" "MTUBytes" null s;
       dhcp = dhcpOf (lastValue "Network" "DHCP" "no" s);
       ipv6AcceptRA =
@@ -208,6 +209,35 @@ let
       );
       dns = valuesOf "Network" "DNS" s;
       ntp = valuesOf "Network" "NTP" s;
+      # networkd's default is IPv6 link-local only.
+      linkLocal = lower (lastValue "Network" "LinkLocalAddressing" "ipv6" s);
+      keepConfiguration = lower (lastValue "Network" "KeepConfiguration" "no" s);
+      # Anything else, so that no setting goes unnoticed.
+      other = sort (a: b: a < b) (
+        concatLists (
+          map (
+            sec:
+            map (e: "${sec.name}.${e.key}=${e.value}") (
+              filter (
+                e:
+                !builtins.elem "${sec.name}.${e.key}" [
+                  "Match.MACAddress"
+                  "Link.MTUBytes"
+                  "Network.DHCP"
+                  "Network.IPv6AcceptRA"
+                  "Network.Address"
+                  "Network.Gateway"
+                  "Network.DNS"
+                  "Network.NTP"
+                  "Network.LinkLocalAddressing"
+                  "Network.KeepConfiguration"
+                  "Address.Address"
+                ]
+              ) sec.entries
+            )
+          ) (filter (sec: sec.name != "Route") s)
+        )
+      );
     };
 in
 {
