@@ -1,0 +1,198 @@
+//! `hcloud-hostname`: give the server the name it has in Hetzner Cloud.
+//!
+//! Reads only the metadata document. On the running system (`--root /`) the static and the
+//! transient hostname are set through systemd-hostnamed over D-Bus; where hostnamed cannot be
+//! reached, `/etc/hostname` is written atomically and sethostname(2) is called. With another
+//! root only `<root>/etc/hostname` is written.
+
+pub mod hostnamed;
+pub mod validate;
+
+use std::path::{Path, PathBuf};
+
+use hcloud_metadata::atomic::WriteError;
+use hcloud_metadata::logging::message_id;
+use hcloud_metadata::{IdentityError, LoadError, Root, WriteOptions, WriteOutcome, write_atomic};
+
+pub use validate::{HOST_NAME_MAX, Hostname, InvalidHostname, validate};
+
+/// Where the static hostname lives.
+pub const HOSTNAME_FILE: &str = "/etc/hostname";
+
+/// What to do, from the command line.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub root: Root,
+    /// The document, resolved under the root.
+    pub metadata: PathBuf,
+    /// The bus where hostnamed is reached; `None` is the system bus.
+    pub dbus_address: Option<String>,
+}
+
+/// What was done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The document has no hostname: nothing was touched.
+    NoHostname,
+    /// Not the live system: only `<root>/etc/hostname` was written (or already right).
+    File { path: PathBuf, outcome: WriteOutcome },
+    /// systemd-hostnamed set the static and the transient hostname.
+    Hostnamed { name: String },
+    /// hostnamed was not available: `/etc/hostname` and sethostname(2).
+    Fallback {
+        name: String,
+        file: WriteOutcome,
+        kernel_changed: bool,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error(
+        "refusing the hostname from {path}: {source}; the hostname and {HOSTNAME_FILE} are left \
+         as they are (rename the server in Hetzner Cloud to a valid hostname)"
+    )]
+    Invalid {
+        path: String,
+        #[source]
+        source: InvalidHostname,
+    },
+    #[error("cannot create the directory {path}: {source}")]
+    CreateDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error(transparent)]
+    Hostnamed(#[from] hostnamed::Refused),
+    #[error(
+        "systemd-hostnamed is not available ({why}) and sethostname({name:?}) failed: {source}; \
+         run with CAP_SYS_ADMIN or start systemd-hostnamed"
+    )]
+    Sethostname {
+        why: String,
+        name: String,
+        #[source]
+        source: nix::Error,
+    },
+}
+
+impl Error {
+    /// The exit status: 3 the document cannot be used, 4 it belongs to another server,
+    /// 5 the hostname in it is refused, 1 anything else (could not apply).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Load(_) => 3,
+            Error::Identity(_) => 4,
+            Error::Invalid { .. } => 5,
+            _ => 1,
+        }
+    }
+}
+
+/// Load the document, check it belongs to this server, validate its hostname and apply it.
+pub fn run(cfg: &Config) -> Result<Applied, Error> {
+    let path = cfg.root.join(&cfg.metadata);
+    let doc = hcloud_metadata::load_document(&path)?;
+    if let Err(e) = hcloud_metadata::check_instance(&cfg.root, doc.instance_id) {
+        if matches!(e, IdentityError::Mismatch { .. }) {
+            log::error!(MESSAGE_ID = message_id::INSTANCE_MISMATCH; "{e}");
+        }
+        return Err(e.into());
+    }
+    let Some(raw) = doc.hostname.as_deref() else {
+        log::info!("{} has no hostname; the hostname is left as it is", path.display());
+        return Ok(Applied::NoHostname);
+    };
+    let name = validate(raw).map_err(|source| Error::Invalid {
+        path: path.display().to_string(),
+        source,
+    })?;
+    if let Some(long) = &name.shortened_from {
+        log::warn!(
+            "the server name {long:?} is longer than the kernel's limit of {HOST_NAME_MAX} \
+             characters; using its first label {:?}",
+            name.as_str()
+        );
+    }
+    apply(cfg, &name)
+}
+
+/// Set `name` the way the root allows.
+pub fn apply(cfg: &Config, name: &Hostname) -> Result<Applied, Error> {
+    if !cfg.root.is_live() {
+        let path = cfg.root.join(HOSTNAME_FILE);
+        let outcome = write_file(&path, name)?;
+        log::info!(
+            "{} {} with {name:?} (root {} is not the running system: no D-Bus, no sethostname)",
+            verb(outcome),
+            path.display(),
+            cfg.root.dir().display()
+        );
+        return Ok(Applied::File { path, outcome });
+    }
+    match hostnamed::set(cfg.dbus_address.as_deref(), name.as_str())? {
+        hostnamed::Outcome::Set => {
+            log::info!("hostname set to {name:?} through systemd-hostnamed (static and transient)");
+            Ok(Applied::Hostnamed { name: name.to_string() })
+        }
+        hostnamed::Outcome::Unavailable(why) => {
+            log::info!("{why}; falling back to {HOSTNAME_FILE} and sethostname(2)");
+            fallback(cfg, name, why)
+        }
+    }
+}
+
+fn verb(outcome: WriteOutcome) -> &'static str {
+    match outcome {
+        WriteOutcome::Written => "wrote",
+        WriteOutcome::Unchanged => "kept",
+    }
+}
+
+fn write_file(path: &Path, name: &Hostname) -> Result<WriteOutcome, Error> {
+    if let Some(dir) = path.parent()
+        && !dir.exists()
+    {
+        std::fs::create_dir_all(dir).map_err(|source| Error::CreateDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+    Ok(write_atomic(
+        path,
+        format!("{name}\n").as_bytes(),
+        WriteOptions::mode(0o644),
+    )?)
+}
+
+/// No hostnamed: write `/etc/hostname` (the static name for the next boot) and set the kernel
+/// hostname now.
+fn fallback(cfg: &Config, name: &Hostname, why: String) -> Result<Applied, Error> {
+    let path = cfg.root.join(HOSTNAME_FILE);
+    let file = write_file(&path, name)?;
+    log::info!("{} {} with {name:?}", verb(file), path.display());
+    let current = nix::unistd::gethostname().ok();
+    let kernel_changed = current.as_deref() != Some(std::ffi::OsStr::new(name.as_str()));
+    if kernel_changed {
+        nix::unistd::sethostname(name.as_str()).map_err(|source| Error::Sethostname {
+            why,
+            name: name.to_string(),
+            source,
+        })?;
+        log::info!("kernel hostname set to {name:?} with sethostname(2)");
+    } else {
+        log::info!("kernel hostname is already {name:?}");
+    }
+    Ok(Applied::Fallback {
+        name: name.to_string(),
+        file,
+        kernel_changed,
+    })
+}
