@@ -251,12 +251,22 @@ pub fn run(cfg: &Config) -> Result<Outcome, RunError> {
             .iter()
             .filter(|p| p.effect == Effect::Skipped)
             .count();
+        let dropped = rendered.problems.len() - skipped;
+        let mut what = Vec::new();
+        if skipped > 0 {
+            what.push(format!(
+                "{skipped} entr{} skipped",
+                if skipped == 1 { "y" } else { "ies" }
+            ));
+        }
+        if dropped > 0 {
+            what.push(format!("{dropped} value(s) left out"));
+        }
         log::warn!(
-            "configured {configured} interface(s) from {}; {skipped} entr{} skipped and {} value(s) left out: \
-             fix the network in the Hetzner Cloud API or override it in /etc/systemd/network",
+            "configured {configured} interface(s) from {}, but {}: fix the network in the \
+             Hetzner Cloud API, or override it in /etc/systemd/network",
             opts.source,
-            if skipped == 1 { "y" } else { "ies" },
-            rendered.problems.len() - skipped,
+            what.join(" and "),
         );
     }
     Ok(Outcome {
