@@ -62,13 +62,25 @@ pub fn set(address: Option<&str>, name: &str) -> Result<Outcome, Refused> {
     let bus = address.unwrap_or("the system bus");
     let conn = match connect(address) {
         Ok(c) => c,
-        Err(e) => return Ok(Outcome::Unavailable(format!("cannot connect to {bus}: {e}"))),
+        Err(e) => {
+            return Ok(Outcome::Unavailable(format!(
+                "cannot connect to {bus}: {e}"
+            )));
+        }
     };
     for method in ["SetStaticHostname", "SetHostname"] {
-        let result = conn.call_method(Some(BUS_NAME), OBJECT_PATH, Some(INTERFACE), method, &(name, false));
+        let result = conn.call_method(
+            Some(BUS_NAME),
+            OBJECT_PATH,
+            Some(INTERFACE),
+            method,
+            &(name, false),
+        );
         match result {
             Ok(_) => log::debug!("{method}({name:?}) done"),
-            Err(zbus::Error::MethodError(err_name, detail, _)) if means_unavailable(err_name.as_str()) => {
+            Err(zbus::Error::MethodError(err_name, detail, _))
+                if means_unavailable(err_name.as_str()) =>
+            {
                 return Ok(Outcome::Unavailable(format!(
                     "{BUS_NAME} is not available on {bus}: {err_name}{}",
                     detail.map(|d| format!(": {d}")).unwrap_or_default()
@@ -92,11 +104,19 @@ mod tests {
 
     #[test]
     fn classifies_absent_services() {
-        assert!(means_unavailable("org.freedesktop.DBus.Error.ServiceUnknown"));
-        assert!(means_unavailable("org.freedesktop.DBus.Error.Spawn.ChildExited"));
+        assert!(means_unavailable(
+            "org.freedesktop.DBus.Error.ServiceUnknown"
+        ));
+        assert!(means_unavailable(
+            "org.freedesktop.DBus.Error.Spawn.ChildExited"
+        ));
         assert!(means_unavailable("org.freedesktop.systemd1.UnitMasked"));
-        assert!(!means_unavailable("org.freedesktop.DBus.Error.AccessDenied"));
+        assert!(!means_unavailable(
+            "org.freedesktop.DBus.Error.AccessDenied"
+        ));
         assert!(!means_unavailable("org.freedesktop.DBus.Error.InvalidArgs"));
-        assert!(!means_unavailable("org.freedesktop.PolicyKit1.Error.NotAuthorized"));
+        assert!(!means_unavailable(
+            "org.freedesktop.PolicyKit1.Error.NotAuthorized"
+        ));
     }
 }

@@ -35,7 +35,10 @@ pub enum Applied {
     /// The document has no hostname: nothing was touched.
     NoHostname,
     /// Not the live system: only `<root>/etc/hostname` was written (or already right).
-    File { path: PathBuf, outcome: WriteOutcome },
+    File {
+        path: PathBuf,
+        outcome: WriteOutcome,
+    },
     /// systemd-hostnamed set the static and the transient hostname.
     Hostnamed { name: String },
     /// hostnamed was not available: `/etc/hostname` and sethostname(2).
@@ -107,7 +110,10 @@ pub fn run(cfg: &Config) -> Result<Applied, Error> {
         return Err(e.into());
     }
     let Some(raw) = doc.hostname.as_deref() else {
-        log::info!("{} has no hostname; the hostname is left as it is", path.display());
+        log::info!(
+            "{} has no hostname; the hostname is left as it is",
+            path.display()
+        );
         return Ok(Applied::NoHostname);
     };
     let name = validate(raw).map_err(|source| Error::Invalid {
@@ -140,7 +146,9 @@ pub fn apply(cfg: &Config, name: &Hostname) -> Result<Applied, Error> {
     match hostnamed::set(cfg.dbus_address.as_deref(), name.as_str())? {
         hostnamed::Outcome::Set => {
             log::info!("hostname set to {name:?} through systemd-hostnamed (static and transient)");
-            Ok(Applied::Hostnamed { name: name.to_string() })
+            Ok(Applied::Hostnamed {
+                name: name.to_string(),
+            })
         }
         hostnamed::Outcome::Unavailable(why) => {
             log::info!("{why}; falling back to {HOSTNAME_FILE} and sethostname(2)");

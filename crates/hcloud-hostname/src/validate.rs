@@ -83,7 +83,9 @@ pub fn validate(raw: &str) -> Result<Hostname, InvalidHostname> {
     }
     for label in raw.split('.') {
         if label.is_empty() {
-            return Err(InvalidHostname::EmptyLabel { name: raw.to_string() });
+            return Err(InvalidHostname::EmptyLabel {
+                name: raw.to_string(),
+            });
         }
         if label.starts_with('-') || label.ends_with('-') {
             return Err(InvalidHostname::Hyphen {
@@ -204,7 +206,10 @@ mod tests {
         }
         // Hostile characters are refused even in a long name that would be cut.
         let long = format!("ok.{};rm.example.com", "x".repeat(70));
-        assert!(matches!(validate(&long), Err(InvalidHostname::BadCharacter { .. })));
+        assert!(matches!(
+            validate(&long),
+            Err(InvalidHostname::BadCharacter { .. })
+        ));
     }
 
     #[test]

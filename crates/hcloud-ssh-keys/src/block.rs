@@ -145,7 +145,8 @@ mod tests {
 
     #[test]
     fn appends_after_user_lines_and_keeps_them() {
-        let user = "ssh-rsa U1 mine\n\n# my comment\nfrom=\"10.0.0.0/8\" ssh-ed25519 U2 restricted\n";
+        let user =
+            "ssh-rsa U1 mine\n\n# my comment\nfrom=\"10.0.0.0/8\" ssh-ed25519 U2 restricted\n";
         let out = run(user, &["k1", "k2"]);
         assert_eq!(out, format!("{user}{}", block(&["k1", "k2"])));
     }
@@ -164,7 +165,10 @@ mod tests {
         let after = "ssh-rsa AFTER\r\n  \t\nlast-no-newline";
         let file = format!("{before}{}{after}", block(&["stale1", "stale2"]));
         let e = edit(file.as_bytes(), &keys(&["fresh"])).unwrap();
-        assert_eq!(String::from_utf8(e.content).unwrap(), format!("{before}{}{after}", block(&["fresh"])));
+        assert_eq!(
+            String::from_utf8(e.content).unwrap(),
+            format!("{before}{}{after}", block(&["fresh"]))
+        );
         assert_eq!(e.old_block, keys(&["stale1", "stale2"]));
         assert!(e.had_block);
     }
@@ -184,7 +188,10 @@ mod tests {
     fn empty_list_empties_the_block_but_keeps_user_keys() {
         let file = format!("ssh-rsa MINE\n{}# after\n", block(&["k1", "k2"]));
         let e = edit(file.as_bytes(), &[]).unwrap();
-        assert_eq!(String::from_utf8(e.content).unwrap(), format!("ssh-rsa MINE\n{}# after\n", block(&[])));
+        assert_eq!(
+            String::from_utf8(e.content).unwrap(),
+            format!("ssh-rsa MINE\n{}# after\n", block(&[]))
+        );
         assert_eq!(e.old_block, keys(&["k1", "k2"]));
     }
 
@@ -200,7 +207,10 @@ mod tests {
     fn several_blocks_merge_into_the_first() {
         let file = format!("u1\n{}u2\n{}u3\n", block(&["a"]), block(&["b"]));
         let e = edit(file.as_bytes(), &keys(&["c"])).unwrap();
-        assert_eq!(String::from_utf8(e.content).unwrap(), format!("u1\n{}u2\nu3\n", block(&["c"])));
+        assert_eq!(
+            String::from_utf8(e.content).unwrap(),
+            format!("u1\n{}u2\nu3\n", block(&["c"]))
+        );
         assert_eq!(e.old_block, keys(&["a", "b"]));
     }
 

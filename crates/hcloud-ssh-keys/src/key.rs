@@ -151,7 +151,9 @@ fn next_field(s: &str) -> (&str, &str) {
 /// known type name, if it decodes.
 fn salvage_fingerprint(line: &str) -> Option<String> {
     let fields: Vec<&str> = line.split(is_separator).filter(|f| !f.is_empty()).collect();
-    let i = fields.iter().position(|f| KeyType::from_name(f).is_some())?;
+    let i = fields
+        .iter()
+        .position(|f| KeyType::from_name(f).is_some())?;
     let blob = STANDARD.decode(fields.get(i + 1)?).ok()?;
     Some(fingerprint(&blob))
 }
@@ -165,7 +167,11 @@ pub fn parse(line: &str) -> Result<PublicKey, Rejected> {
 }
 
 fn parse_inner(line: &str) -> Result<PublicKey, KeyError> {
-    if let Some((i, c)) = line.chars().enumerate().find(|(_, c)| c.is_control() && *c != '\t') {
+    if let Some((i, c)) = line
+        .chars()
+        .enumerate()
+        .find(|(_, c)| c.is_control() && *c != '\t')
+    {
         return Err(KeyError::ControlCharacter {
             what: describe_char(c),
             position: i + 1,
@@ -281,7 +287,8 @@ fn check_blob(kind: KeyType, blob: &[u8]) -> Result<(), KeyError> {
         KeyType::Rsa => {
             let e = r.string("exponent")?;
             let n = r.string("modulus")?;
-            if e.first().is_some_and(|b| b & 0x80 != 0) || n.first().is_some_and(|b| b & 0x80 != 0) {
+            if e.first().is_some_and(|b| b & 0x80 != 0) || n.first().is_some_and(|b| b & 0x80 != 0)
+            {
                 return Err(r.malformed("a negative number"));
             }
             if mpint_bits(e) == 0 {
@@ -359,14 +366,33 @@ pub(crate) mod tests {
         let pk = [7u8; 32];
         vec![
             (KeyType::Ed25519, line("ssh-ed25519", &[&pk], "a@b")),
-            (KeyType::Rsa, line("ssh-rsa", &[&[1, 0, 1], &rsa_modulus(2048)], "rsa key")),
-            (KeyType::EcdsaP256, line("ecdsa-sha2-nistp256", &[b"nistp256", &point(65)], "")),
-            (KeyType::EcdsaP384, line("ecdsa-sha2-nistp384", &[b"nistp384", &point(97)], "p384")),
-            (KeyType::EcdsaP521, line("ecdsa-sha2-nistp521", &[b"nistp521", &point(133)], "p521")),
-            (KeyType::SkEd25519, line("sk-ssh-ed25519@openssh.com", &[&pk, b"ssh:"], "yubi")),
+            (
+                KeyType::Rsa,
+                line("ssh-rsa", &[&[1, 0, 1], &rsa_modulus(2048)], "rsa key"),
+            ),
+            (
+                KeyType::EcdsaP256,
+                line("ecdsa-sha2-nistp256", &[b"nistp256", &point(65)], ""),
+            ),
+            (
+                KeyType::EcdsaP384,
+                line("ecdsa-sha2-nistp384", &[b"nistp384", &point(97)], "p384"),
+            ),
+            (
+                KeyType::EcdsaP521,
+                line("ecdsa-sha2-nistp521", &[b"nistp521", &point(133)], "p521"),
+            ),
+            (
+                KeyType::SkEd25519,
+                line("sk-ssh-ed25519@openssh.com", &[&pk, b"ssh:"], "yubi"),
+            ),
             (
                 KeyType::SkEcdsaP256,
-                line("sk-ecdsa-sha2-nistp256@openssh.com", &[b"nistp256", &point(65), b"ssh:"], "token"),
+                line(
+                    "sk-ecdsa-sha2-nistp256@openssh.com",
+                    &[b"nistp256", &point(65), b"ssh:"],
+                    "token",
+                ),
             ),
         ]
     }
@@ -376,7 +402,11 @@ pub(crate) mod tests {
         for (kind, l) in every_type() {
             let key = parse(&l).unwrap_or_else(|e| panic!("{l}: {}", e.error));
             assert_eq!(key.kind, kind);
-            assert_eq!(key.to_line(), l, "canonical form of a clean line is the line");
+            assert_eq!(
+                key.to_line(),
+                l,
+                "canonical form of a clean line is the line"
+            );
         }
     }
 
@@ -400,7 +430,11 @@ pub(crate) mod tests {
         let key = parse(l).unwrap();
         let fp = key.fingerprint();
         assert!(fp.starts_with("SHA256:"));
-        assert_eq!(fp.len(), "SHA256:".len() + 43, "32 bytes are 43 unpadded base64 characters");
+        assert_eq!(
+            fp.len(),
+            "SHA256:".len() + 43,
+            "32 bytes are 43 unpadded base64 characters"
+        );
         assert!(!fp.ends_with('='));
     }
 
@@ -423,7 +457,11 @@ pub(crate) mod tests {
             "restrict,command=\"id\"",
         ] {
             let r = rejected(&format!("{opts} {good}"));
-            assert!(matches!(r.error, KeyError::Options { .. }), "{opts}: {:?}", r.error);
+            assert!(
+                matches!(r.error, KeyError::Options { .. }),
+                "{opts}: {:?}",
+                r.error
+            );
             assert_eq!(r.fingerprint.as_deref(), Some(expect_fp.as_str()), "{opts}");
         }
     }
@@ -433,13 +471,19 @@ pub(crate) mod tests {
         let (_, good) = &every_type()[0];
         for (bad, what) in [
             (format!("{good}\nssh-ed25519 AAAA attacker"), "a newline"),
-            (format!("{good}\r\ncommand=\"x\" ssh-rsa AAAA"), "a carriage return"),
+            (
+                format!("{good}\r\ncommand=\"x\" ssh-rsa AAAA"),
+                "a carriage return",
+            ),
             (format!("{good} a\0b"), "NUL"),
             (format!("{good} \u{1b}[2Jclear"), "U+001B"),
             (format!("{good}\u{7f}"), "U+007F"),
         ] {
             let r = rejected(&bad);
-            assert!(matches!(r.error, KeyError::ControlCharacter { .. }), "{bad:?}");
+            assert!(
+                matches!(r.error, KeyError::ControlCharacter { .. }),
+                "{bad:?}"
+            );
             assert!(r.error.to_string().contains(what), "{}", r.error);
         }
     }
@@ -451,29 +495,63 @@ pub(crate) mod tests {
             (String::new(), "empty"),
             ("   ".into(), "empty"),
             ("hello world".into(), "not a supported key type"),
-            ("ssh-dss AAAAB3NzaC1kc3MAAACBAP".into(), "not a supported key type"),
-            ("ssh-ed25519-cert-v01@openssh.com AAAA".into(), "not a supported key type"),
+            (
+                "ssh-dss AAAAB3NzaC1kc3MAAACBAP".into(),
+                "not a supported key type",
+            ),
+            (
+                "ssh-ed25519-cert-v01@openssh.com AAAA".into(),
+                "not a supported key type",
+            ),
             ("ssh-ed25519".into(), "no key data"),
             ("ssh-ed25519 !!!notbase64!!!".into(), "not valid base64"),
             // a good blob with its last character cut off
-            ({
-                let l = line("ssh-ed25519", &[&pk], "");
-                l[..l.len() - 1].to_string()
-            }, "base64"),
+            (
+                {
+                    let l = line("ssh-ed25519", &[&pk], "");
+                    l[..l.len() - 1].to_string()
+                },
+                "base64",
+            ),
             // the blob says ssh-rsa, the line says ssh-ed25519
             (
-                line("ssh-rsa", &[&[1, 0, 1], &rsa_modulus(2048)], "x").replacen("ssh-rsa", "ssh-ed25519", 1),
+                line("ssh-rsa", &[&[1, 0, 1], &rsa_modulus(2048)], "x").replacen(
+                    "ssh-rsa",
+                    "ssh-ed25519",
+                    1,
+                ),
                 "says it is a \"ssh-rsa\" key",
             ),
             (line("ssh-ed25519", &[&pk[..31]], ""), "31 bytes"),
-            (line("ssh-ed25519", &[&pk, b"extra"], ""), "unexpected bytes"),
+            (
+                line("ssh-ed25519", &[&pk, b"extra"], ""),
+                "unexpected bytes",
+            ),
             (line("ssh-ed25519", &[], ""), "ends before the public key"),
-            (line("ssh-rsa", &[&[1, 0, 1], &rsa_modulus(512)], ""), "fewer than the 1024"),
-            (line("ssh-rsa", &[&[0], &rsa_modulus(2048)], ""), "exponent is zero"),
-            (line("ecdsa-sha2-nistp256", &[b"nistp384", &point(65)], ""), "curve"),
-            (line("ecdsa-sha2-nistp384", &[b"nistp384", &point(65)], ""), "uncompressed"),
-            (line("sk-ssh-ed25519@openssh.com", &[&pk], ""), "application"),
-            (line("sk-ssh-ed25519@openssh.com", &[&pk, b""], ""), "application"),
+            (
+                line("ssh-rsa", &[&[1, 0, 1], &rsa_modulus(512)], ""),
+                "fewer than the 1024",
+            ),
+            (
+                line("ssh-rsa", &[&[0], &rsa_modulus(2048)], ""),
+                "exponent is zero",
+            ),
+            (
+                line("ecdsa-sha2-nistp256", &[b"nistp384", &point(65)], ""),
+                "curve",
+            ),
+            (
+                line("ecdsa-sha2-nistp384", &[b"nistp384", &point(65)], ""),
+                "uncompressed",
+            ),
+            (
+                line("sk-ssh-ed25519@openssh.com", &[&pk], ""),
+                "application",
+            ),
+            (
+                line("sk-ssh-ed25519@openssh.com", &[&pk, b""], ""),
+                "application",
+            ),
         ];
         for (l, expect) in cases {
             let r = rejected(&l);

@@ -111,7 +111,9 @@ pub fn validate_keys(lines: &[String], source: &str) -> (Vec<PublicKey>, usize) 
             }
             Err(Rejected { error, fingerprint }) => {
                 rejected += 1;
-                let fp = fingerprint.as_deref().unwrap_or("no fingerprint: the key data does not decode");
+                let fp = fingerprint
+                    .as_deref()
+                    .unwrap_or("no fingerprint: the key data does not decode");
                 log::warn!(
                     MESSAGE_ID = message_id::SSH_KEY_REJECTED,
                     FINGERPRINT = fingerprint.as_deref().unwrap_or(""),
@@ -156,7 +158,9 @@ pub fn run(cfg: &Config) -> Result<Report, Error> {
     let lines: Vec<String> = keys.iter().map(PublicKey::to_line).collect();
 
     let location = match &cfg.authorized_keys {
-        Some(p) => Location::File { path: cfg.root.join(p) },
+        Some(p) => Location::File {
+            path: cfg.root.join(p),
+        },
         None => Location::Home {
             home: cfg.root.join(&user.home),
         },
@@ -181,12 +185,16 @@ pub fn run(cfg: &Config) -> Result<Report, Error> {
     };
     let path = target.path();
     let existing = target.existing.as_ref().map(|e| e.content.as_slice());
-    let edited = block::edit(existing.unwrap_or_default(), &lines).map_err(|source| Error::Block {
-        path: path.clone(),
-        source,
-    })?;
+    let edited =
+        block::edit(existing.unwrap_or_default(), &lines).map_err(|source| Error::Block {
+            path: path.clone(),
+            source,
+        })?;
     if existing.is_none() && edited.content.is_empty() {
-        log::info!("no SSH keys in the metadata and no {}: nothing to do", path.display());
+        log::info!(
+            "no SSH keys in the metadata and no {}: nothing to do",
+            path.display()
+        );
         return Ok(Report {
             path,
             outcome: None,
@@ -197,7 +205,11 @@ pub fn run(cfg: &Config) -> Result<Report, Error> {
         });
     }
 
-    let old: Vec<PublicKey> = edited.old_block.iter().filter_map(|l| key::parse(l).ok()).collect();
+    let old: Vec<PublicKey> = edited
+        .old_block
+        .iter()
+        .filter_map(|l| key::parse(l).ok())
+        .collect();
     let old_fps: HashSet<String> = old.iter().map(PublicKey::fingerprint).collect();
     let new_fps: HashSet<String> = keys.iter().map(PublicKey::fingerprint).collect();
 

@@ -44,7 +44,10 @@ rel:x:1001:1001::home/rel:/bin/sh
     #[test]
     fn finds_users() {
         let root = lookup(PASSWD, "root").unwrap();
-        assert_eq!((root.uid, root.gid, root.home), (0, 0, PathBuf::from("/root")));
+        assert_eq!(
+            (root.uid, root.gid, root.home),
+            (0, 0, PathBuf::from("/root"))
+        );
         let alice = lookup(PASSWD, "alice").unwrap();
         assert_eq!((alice.uid, alice.gid), (1000, 1000));
         assert_eq!(alice.home, PathBuf::from("/home/alice"));

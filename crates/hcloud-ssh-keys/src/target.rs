@@ -26,7 +26,9 @@ pub const MAX_FILE_SIZE: u64 = 16 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
-    #[error("refusing {path}: it is a symbolic link; the SSH key agent never writes through a symlink")]
+    #[error(
+        "refusing {path}: it is a symbolic link; the SSH key agent never writes through a symlink"
+    )]
     Symlink { path: PathBuf },
     #[error(
         "refusing {path}: it is owned by uid {owner}, not by {user} (uid {uid}) or root; \
@@ -49,7 +51,9 @@ pub enum TargetError {
          replace it with a file of its own"
     )]
     HardLinks { path: PathBuf, links: u64 },
-    #[error("refusing {path}: the directory is writable by group or others (mode {mode:o}); chmod go-w it")]
+    #[error(
+        "refusing {path}: the directory is writable by group or others (mode {mode:o}); chmod go-w it"
+    )]
     WritableDir { path: PathBuf, mode: u32 },
     #[error("refusing {path}: it is larger than {MAX_FILE_SIZE} bytes")]
     TooLarge { path: PathBuf },
@@ -129,7 +133,11 @@ fn open_dir(path: &Path) -> Result<Option<OwnedFd>, TargetError> {
 }
 
 /// Open `name` in `parent` as a directory without following a symlink.
-fn open_dir_at(parent: &OwnedFd, name: &OsStr, path: &Path) -> Result<Option<OwnedFd>, TargetError> {
+fn open_dir_at(
+    parent: &OwnedFd,
+    name: &OsStr,
+    path: &Path,
+) -> Result<Option<OwnedFd>, TargetError> {
     let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     match openat(parent.as_fd(), name, flags, Mode::empty()) {
         Ok(fd) => Ok(Some(fd)),
@@ -138,7 +146,9 @@ fn open_dir_at(parent: &OwnedFd, name: &OsStr, path: &Path) -> Result<Option<Own
             let st = fstatat(parent.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW)
                 .map_err(io("inspect", path))?;
             if is(&st, SFlag::S_IFLNK) {
-                Err(TargetError::Symlink { path: path.to_path_buf() })
+                Err(TargetError::Symlink {
+                    path: path.to_path_buf(),
+                })
             } else if is(&st, SFlag::S_IFDIR) {
                 Err(io("open the directory", path)(e))
             } else {
@@ -196,7 +206,11 @@ impl Target {
 
     /// Open and check the directory and the file. With `create` false a missing `.ssh` is not
     /// created and `Ok(None)` is returned.
-    pub fn open(location: &Location, user: &User, create: bool) -> Result<Option<Target>, TargetError> {
+    pub fn open(
+        location: &Location,
+        user: &User,
+        create: bool,
+    ) -> Result<Option<Target>, TargetError> {
         let (dir, dir_path, name) = match location {
             Location::Home { home } => {
                 let home_fd = open_dir(home)?.ok_or_else(|| TargetError::NoHome {
@@ -215,16 +229,19 @@ impl Target {
                             Err(e) => return Err(io("create", &ssh)(e)),
                         }
                         log::info!("created {}", ssh.display());
-                        open_dir_at(&home_fd, OsStr::new(".ssh"), &ssh)?.ok_or_else(|| TargetError::NoDir {
-                            path: ssh.clone(),
-                        })?
+                        open_dir_at(&home_fd, OsStr::new(".ssh"), &ssh)?
+                            .ok_or_else(|| TargetError::NoDir { path: ssh.clone() })?
                     }
                 };
                 let st = fstat(dir.as_fd()).map_err(io("inspect", &ssh))?;
                 check_owner(&st, &ssh, user)?;
                 if st.st_uid != user.uid || st.st_gid != user.gid {
-                    fchown(dir.as_fd(), Some(Uid::from_raw(user.uid)), Some(Gid::from_raw(user.gid)))
-                        .map_err(io("change the owner of", &ssh))?;
+                    fchown(
+                        dir.as_fd(),
+                        Some(Uid::from_raw(user.uid)),
+                        Some(Gid::from_raw(user.gid)),
+                    )
+                    .map_err(io("change the owner of", &ssh))?;
                 }
                 if st.st_mode & 0o7777 != 0o700 {
                     fchmod(dir.as_fd(), Mode::S_IRWXU).map_err(io("change the mode of", &ssh))?;
@@ -241,7 +258,9 @@ impl Target {
                 };
                 let dir = match (dir_path.parent(), dir_path.file_name()) {
                     (Some(up), Some(dir_name)) => {
-                        let up_fd = open_dir(up)?.ok_or_else(|| TargetError::NoDir { path: up.to_path_buf() })?;
+                        let up_fd = open_dir(up)?.ok_or_else(|| TargetError::NoDir {
+                            path: up.to_path_buf(),
+                        })?;
                         open_dir_at(&up_fd, dir_name, dir_path)?
                     }
                     _ => open_dir(dir_path)?,
@@ -273,8 +292,17 @@ impl Target {
     fn read_existing(&self, user: &User) -> Result<Option<Existing>, TargetError> {
         let path = self.path();
         // O_NONBLOCK: a named pipe planted here must not hang the agent before fstat says what it is.
-        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
-        let fd = match openat(self.dir.as_fd(), self.name.as_os_str(), flags, Mode::empty()) {
+        let flags = OFlag::O_RDONLY
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_NOCTTY
+            | OFlag::O_CLOEXEC;
+        let fd = match openat(
+            self.dir.as_fd(),
+            self.name.as_os_str(),
+            flags,
+            Mode::empty(),
+        ) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => return Ok(None),
             Err(Errno::ELOOP) => return Err(TargetError::Symlink { path }),
@@ -332,7 +360,11 @@ impl Target {
         let tmp_path = self.dir_path.join(&tmp_name);
         let result = self.write_tmp_and_rename(&tmp_name, &tmp_path, content, user);
         if result.is_err() {
-            let _ = unlinkat(self.dir.as_fd(), tmp_name.as_bytes(), UnlinkatFlags::NoRemoveDir);
+            let _ = unlinkat(
+                self.dir.as_fd(),
+                tmp_name.as_bytes(),
+                UnlinkatFlags::NoRemoveDir,
+            );
         }
         result.map(|()| Replaced::Written)
     }
@@ -349,14 +381,25 @@ impl Target {
             Ok(()) | Err(Errno::ENOENT) => {}
             Err(e) => return Err(io("remove the leftover", tmp_path)(e)),
         }
-        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let fd = openat(self.dir.as_fd(), tmp_name, flags, Mode::S_IRUSR | Mode::S_IWUSR)
-            .map_err(io("create", tmp_path))?;
-        fchmod(fd.as_fd(), Mode::S_IRUSR | Mode::S_IWUSR).map_err(io("change the mode of", tmp_path))?;
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = openat(
+            self.dir.as_fd(),
+            tmp_name,
+            flags,
+            Mode::S_IRUSR | Mode::S_IWUSR,
+        )
+        .map_err(io("create", tmp_path))?;
+        fchmod(fd.as_fd(), Mode::S_IRUSR | Mode::S_IWUSR)
+            .map_err(io("change the mode of", tmp_path))?;
         let st = fstat(fd.as_fd()).map_err(io("inspect", tmp_path))?;
         if (st.st_uid, st.st_gid) != (user.uid, user.gid) {
-            fchown(fd.as_fd(), Some(Uid::from_raw(user.uid)), Some(Gid::from_raw(user.gid)))
-                .map_err(io("change the owner of", tmp_path))?;
+            fchown(
+                fd.as_fd(),
+                Some(Uid::from_raw(user.uid)),
+                Some(Gid::from_raw(user.gid)),
+            )
+            .map_err(io("change the owner of", tmp_path))?;
         }
         let mut file = File::from(fd);
         let werr = |source| TargetError::Io {
@@ -372,8 +415,13 @@ impl Target {
         })?;
         drop(file);
         let path = self.path();
-        renameat(self.dir.as_fd(), tmp_name, self.dir.as_fd(), self.name.as_os_str())
-            .map_err(io("rename into place", &path))?;
+        renameat(
+            self.dir.as_fd(),
+            tmp_name,
+            self.dir.as_fd(),
+            self.name.as_os_str(),
+        )
+        .map_err(io("rename into place", &path))?;
         fsync(self.dir.as_fd()).map_err(io("sync the directory", &self.dir_path))?;
         Ok(())
     }
