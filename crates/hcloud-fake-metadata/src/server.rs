@@ -15,6 +15,7 @@ use crate::scenario::{EmptyUserdata, Fault, MissingIpv4, Scenario};
 
 /// Where the scenario comes from.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // built once per server
 pub enum Source {
     /// Re-read whenever the file's modification time or size changes.
     File(PathBuf),

@@ -30,19 +30,18 @@ impl WriteOptions {
 
 /// An I/O error with the path and the step that failed.
 #[derive(Debug, thiserror::Error)]
-#[error("{action} {path}: {source}")]
+#[error("{action} {path}: {error}")]
 pub struct WriteError {
     pub action: &'static str,
     pub path: PathBuf,
-    #[source]
-    pub source: io::Error,
+    pub error: io::Error,
 }
 
 fn err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> WriteError + 'a {
-    move |source| WriteError {
+    move |error| WriteError {
         action,
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 

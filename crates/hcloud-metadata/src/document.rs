@@ -96,26 +96,23 @@ impl Document {
 /// Why a document on disk could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read the metadata document {path}: {source}; run hcloud-dl-metadata first")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("the metadata document {path} is not valid: {source}; rerun hcloud-dl-metadata")]
+    #[error("cannot read the metadata document {path}: {error}; run hcloud-dl-metadata first")]
+    Read { path: String, error: std::io::Error },
+    #[error("the metadata document {path} is not valid: {error}; rerun hcloud-dl-metadata")]
     Parse {
         path: String,
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
 }
 
 /// Read and parse the document at `path` (already resolved under the root).
 pub fn load_document(path: &Path) -> Result<Document, LoadError> {
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+    let bytes = std::fs::read(path).map_err(|error| LoadError::Read {
         path: path.display().to_string(),
-        source,
+        error,
     })?;
-    Document::from_json(&bytes).map_err(|source| LoadError::Parse {
+    Document::from_json(&bytes).map_err(|error| LoadError::Parse {
         path: path.display().to_string(),
-        source,
+        error,
     })
 }

@@ -76,9 +76,12 @@ pub enum FetchError {
     Fatal { url: String, reason: String },
 }
 
+/// The client of one run: the budget counts from its creation and covers every request made
+/// through it.
 pub struct Fetcher {
     client: reqwest::blocking::Client,
     config: FetchConfig,
+    started: Instant,
 }
 
 enum Attempt {
@@ -105,7 +108,24 @@ impl Fetcher {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| FetchError::Client(e.to_string()))?;
-        Ok(Fetcher { client, config })
+        Ok(Fetcher {
+            client,
+            config,
+            started: Instant::now(),
+        })
+    }
+
+    pub fn deadline(&self) -> Instant {
+        self.started + self.config.budget
+    }
+
+    /// Sleep `d` if the budget allows it and a request can still follow; false otherwise.
+    pub fn pause(&self, d: Duration) -> bool {
+        if Instant::now() + d + Duration::from_millis(50) >= self.deadline() {
+            return false;
+        }
+        sleep(d);
+        true
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -147,7 +167,7 @@ impl Fetcher {
     ) -> Result<T, FetchError> {
         let url = self.url(path);
         let start = Instant::now();
-        let deadline = start + self.config.budget;
+        let deadline = self.deadline();
         let mut backoff = self.config.first_backoff;
         let mut attempts = 0u32;
         loop {
@@ -200,4 +220,39 @@ fn describe_error(e: &reqwest::Error) -> String {
         cause = next;
     }
     format!("{kind}: {cause}")
+}
+
+/// The flags both downloaders share (`#[command(flatten)]`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DownloadArgs {
+    /// Base URL of the metadata service.
+    #[arg(long, env = "HCLOUD_METADATA_URL", default_value = crate::DEFAULT_METADATA_URL)]
+    pub metadata_url: String,
+    /// Resolve every path under this directory; with a root other than / only files are written.
+    #[arg(long, default_value = "/")]
+    pub root: std::path::PathBuf,
+    /// Whole retry budget in seconds (every request and pause of the run).
+    #[arg(long, default_value_t = 60.0, value_parser = parse_secs)]
+    pub timeout: f64,
+    /// Print what was fetched to stdout instead of writing the file.
+    #[arg(long)]
+    pub stdout: bool,
+}
+
+fn parse_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds between 0 and 86400"
+        )),
+    }
+}
+
+impl DownloadArgs {
+    pub fn fetcher(&self) -> Result<Fetcher, FetchError> {
+        Fetcher::new(FetchConfig::new(
+            &self.metadata_url,
+            Duration::from_secs_f64(self.timeout),
+        ))
+    }
 }

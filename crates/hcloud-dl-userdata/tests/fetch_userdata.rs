@@ -1,0 +1,122 @@
+//! The real `hcloud-dl-userdata` binary against the fake metadata service on loopback.
+
+#[path = "../../hcloud-dl-metadata/tests/common.rs"]
+mod common;
+
+use common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_hcloud-dl-userdata");
+const UD: &str = "/etc/hcloud-userdata";
+
+#[test]
+fn binary_user_data_is_written_byte_for_byte_with_mode_0600() {
+    // gzip magic, NUL bytes, invalid UTF-8, CR LF: nothing may be decoded or altered.
+    let bytes: Vec<u8> = [
+        &[0x1f, 0x8b, 0x08, 0x00, 0x00, 0xff, 0xfe, b'\r', b'\n'][..],
+        &(0..=255u8).collect::<Vec<_>>(),
+    ]
+    .concat();
+    let mut sc = scenario_with("");
+    sc.server.userdata = None;
+    sc.server.userdata_base64 = Some(base64_encode(&bytes));
+    let server = fake(sc);
+    let root = root_with_serial(Some("42"));
+    let out = run(BIN, &server.base_url(), root.path(), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let p = path(root.path(), UD);
+    assert_eq!(std::fs::read(&p).unwrap(), bytes);
+    assert_eq!(mode(&p), 0o600);
+}
+
+fn no_userdata(option: &str) -> (Vec<u8>, String) {
+    let mut sc = scenario_with(&format!("options:\n  empty_userdata: {option}\n"));
+    sc.server.userdata = None;
+    let server = fake(sc);
+    let root = root_with_serial(Some("42"));
+    std::fs::write(path(root.path(), UD), "old user data").unwrap();
+    let out = run(BIN, &server.base_url(), root.path(), &[]);
+    assert!(out.status.success(), "{option}: {}", stderr(&out));
+    let p = path(root.path(), UD);
+    assert_eq!(mode(&p), 0o600);
+    let status = server.requests().last().and_then(|r| r.status).unwrap();
+    (std::fs::read(&p).unwrap(), format!("{status}"))
+}
+
+#[test]
+fn no_user_data_gives_an_empty_file_for_204_404_and_empty_200() {
+    assert_eq!(no_userdata("no_content"), (vec![], "204".into()));
+    assert_eq!(no_userdata("not_found"), (vec![], "404".into()));
+    assert_eq!(no_userdata("empty_ok"), (vec![], "200".into()));
+}
+
+#[test]
+fn a_failing_service_leaves_the_previous_user_data() {
+    let server = fake(scenario_with("faults:\n  - {path: \"*\", status: 500}\n"));
+    let root = root_with_serial(Some("42"));
+    std::fs::write(path(root.path(), UD), "previous").unwrap();
+    let out = run(BIN, &server.base_url(), root.path(), &["--timeout", "1.5"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("HTTP 500") && err.contains("was left as it was"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(path(root.path(), UD)).unwrap(), b"previous");
+}
+
+#[test]
+fn other_4xx_are_not_retried() {
+    let server = fake(scenario_with("faults:\n  - {path: \"*\", status: 403}\n"));
+    let root = root_with_serial(Some("42"));
+    let out = run(BIN, &server.base_url(), root.path(), &["--timeout", "10"]);
+    assert!(!out.status.success());
+    assert_eq!(server.requests().len(), 1);
+    assert!(stderr(&out).contains("HTTP 403"));
+}
+
+#[test]
+fn oversize_user_data_is_refused() {
+    let server = fake(scenario_with(
+        "faults:\n  - {path: /hetzner/v1/userdata, oversize: 1100000}\n",
+    ));
+    let root = root_with_serial(Some("42"));
+    let out = run(BIN, &server.base_url(), root.path(), &[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("larger than"), "{}", stderr(&out));
+    assert!(!path(root.path(), UD).exists());
+}
+
+#[test]
+fn user_data_of_32_kib_and_more_is_accepted() {
+    let mut sc = scenario_with("");
+    sc.server.userdata = Some("#!/bin/sh\n".to_string() + &"x".repeat(64 * 1024));
+    let server = fake(sc.clone());
+    let root = root_with_serial(Some("42"));
+    let out = run(BIN, &server.base_url(), root.path(), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(path(root.path(), UD)).unwrap().len(),
+        sc.server.userdata.unwrap().len()
+    );
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
