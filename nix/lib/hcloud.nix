@@ -324,8 +324,9 @@ let
   # ---- A private network --------------------------------------------------------------------
   # The IP and every alias IP as /32, the gateway on-link, the whole network range via the
   # gateway, both with the IP as source, MTU 1450, no default route, no DHCP, no IPv6.
+  # With privateDhcp (hcloud-network --private-dhcp): DHCPv4 instead, alias IPs still static.
   privateOf =
-    p:
+    privateDhcp: p:
     let
       mac = parseMac p.mac_address;
       ip = parseIPv4 p.ip;
@@ -379,29 +380,49 @@ let
     else
       ok {
         inherit mac;
-        network = {
-          matchConfig.MACAddress = mac;
-          linkConfig.MTUBytes = toString hetzner.privateMtu;
-          networkConfig = {
-            DHCP = "no";
-            LinkLocalAddressing = "no";
-            IPv6AcceptRA = false;
-          };
-          address = map (a: "${formatIPv4 a}/32") ([ ip ] ++ aliases);
-          routes = [
+        network =
+          if privateDhcp then
             {
-              Destination = "${gatewayText}/32";
-              Scope = "link";
-              PreferredSource = ipText;
+              matchConfig.MACAddress = mac;
+              linkConfig.MTUBytes = toString hetzner.privateMtu;
+              networkConfig = {
+                DHCP = "ipv4";
+                LinkLocalAddressing = "no";
+                IPv6AcceptRA = false;
+              };
+              # DHCP carries the IP and the routes, not the alias IPs.
+              address = map (a: "${formatIPv4 a}/32") aliases;
+              dhcpV4Config = {
+                UseDNS = false;
+                UseNTP = false;
+                UseHostname = false;
+                UseDomains = false;
+              };
             }
+          else
             {
-              Destination = cidr.text;
-              Gateway = gatewayText;
-              GatewayOnLink = true;
-              PreferredSource = ipText;
-            }
-          ];
-        };
+              matchConfig.MACAddress = mac;
+              linkConfig.MTUBytes = toString hetzner.privateMtu;
+              networkConfig = {
+                DHCP = "no";
+                LinkLocalAddressing = "no";
+                IPv6AcceptRA = false;
+              };
+              address = map (a: "${formatIPv4 a}/32") ([ ip ] ++ aliases);
+              routes = [
+                {
+                  Destination = "${gatewayText}/32";
+                  Scope = "link";
+                  PreferredSource = ipText;
+                }
+                {
+                  Destination = cidr.text;
+                  Gateway = gatewayText;
+                  GatewayOnLink = true;
+                  PreferredSource = ipText;
+                }
+              ];
+            };
       };
 
   privateEntryName =
@@ -426,6 +447,7 @@ let
   # A MAC is configured once: the public interface claims its MAC first, then private entries in
   # order.
   networksOf =
+    { privateDhcp }:
     net:
     let
       public = publicOf net;
@@ -444,7 +466,7 @@ let
         acc: p:
         let
           name = privateEntryName acc.index p;
-          r = privateOf p;
+          r = privateOf privateDhcp p;
           taken = r.value != null && acc.claimed ? ${r.value.mac};
           problem =
             if r.problem != null then
@@ -470,13 +492,17 @@ let
       inherit (result) networks problems;
     };
 
-  # Everything the module needs from one document.
-  settings =
+  # Everything the module needs from one document. Options as hcloud-network's flags:
+  # privateDhcp = --private-dhcp.
+  settingsWith =
+    {
+      privateDhcp ? false,
+    }:
     doc:
     let
       d = normalize doc;
       names = hostnameOf d.hostname;
-      nets = networksOf d.network;
+      nets = networksOf { inherit privateDhcp; } d.network;
       public = if nets.networks ? "10-hcloud-public" then nets.networks."10-hcloud-public" else null;
     in
     {
@@ -488,6 +514,7 @@ let
       timeServers = hetzner.timeServers;
       inherit (nets) networks problems;
     };
+  settings = settingsWith { };
 
   # Render networks as networkd unit text, as NixOS writes them (booleans as true/false, one
   # [Route] section per route). Used by the tests to compare with hcloud-network's files.
@@ -536,6 +563,7 @@ let
           (renderSection "Link" (n.linkConfig or { }))
           (multi "Network" networkSection)
         ]
+        ++ [ (renderSection "DHCPv4" (n.dhcpV4Config or { })) ]
         ++ map (renderSection "Route") (n.routes or [ ])
       )
     );
@@ -553,6 +581,7 @@ in
     parseCIDR4
     parseMac
     settings
+    settingsWith
     renderNetwork
     ;
   # Convenience for `import ./hcloud.nix` users: settings of the document at a path, or of the

@@ -5,6 +5,8 @@
 {
   document,
   golden ? null,
+  # hcloud-network's flags for this case (the golden case's `args` file).
+  args ? "",
 }:
 let
   inherit (builtins)
@@ -22,7 +24,15 @@ let
   hcloud = import ../lib/hcloud.nix;
   networkd = import ./networkd.nix;
 
-  settings = hcloud.settings (builtins.fromJSON (readFile document));
+  flags = filter (w: builtins.isString w && w != "") (builtins.split "[[:space:]]+" args);
+  known = [ "--private-dhcp" ];
+  settings =
+    if builtins.all (f: builtins.elem f known) flags then
+      hcloud.settingsWith { privateDhcp = builtins.elem "--private-dhcp" flags; } (
+        builtins.fromJSON (readFile document)
+      )
+    else
+      throw "compare.nix: hcloud-network flags '${args}' have no NixOS equivalent here";
   byMac = sort (a: b: concatStringsSep "," a.mac < concatStringsSep "," b.mac);
 
   # Every *.network file below a directory.
@@ -53,4 +63,5 @@ in
     map (f: networkd.project (readFile f)) (if golden == null then [ ] else networkFiles golden)
   );
   theirFiles = if golden == null then [ ] else networkFiles golden;
+  problems = settings.problems;
 }

@@ -17,77 +17,10 @@ let
     split
     ;
 
-  trim =
-    s:
-    let
-      m = match "[[:space:]]*(.*[^[:space:]])[[:space:]]*" s;
-    in
-    if m == null then "" else head m;
-  lower =
-    s:
-    builtins.replaceStrings
-      [ "A" "B" "C" "D" "E" "F" ]
-      [ "a" "b" "c" "d" "e" "f" ]
-      s;
+  ini = import ../lib/systemd-ini.nix;
+  inherit (ini) lower parse sectionsNamed;
 
-  # [ { name = "Network"; entries = [ { key; value; } ... ]; } ... ] in file order.
-  parse =
-    text:
-    let
-      lines = filter (l: l != "" && match "[#;].*" l == null) (map trim (filter isString (split "\n" text)));
-      step =
-        acc: line:
-        let
-          header = match "[[](.+)[]]" line;
-          kv = match "([^=]+)=(.*)" line;
-        in
-        if header != null then
-          acc
-          ++ [
-            {
-              name = head header;
-              entries = [ ];
-            }
-          ]
-        else if kv != null && acc != [ ] then
-          let
-            last = elemAt acc (length acc - 1);
-            before = builtins.genList (i: elemAt acc i) (length acc - 1);
-          in
-          before
-          ++ [
-            (
-              last
-              // {
-                entries = last.entries ++ [
-                  {
-                    key = trim (head kv);
-                    value = trim (elemAt kv 1);
-                  }
-                ];
-              }
-            )
-          ]
-        else
-          throw "networkd text: cannot read line '${line}'";
-    in
-    foldl' step [ ] lines;
-
-  sectionsNamed = name: sections: filter (s: s.name == name) sections;
-  # Every value of `key` in sections called `name`; a value may list several items separated by
-  # spaces (Address=, DNS=, NTP=, MACAddress= accept lists).
-  valuesOf =
-    name: key: sections:
-    concatLists (
-      map (
-        s:
-        concatLists (
-          map (e: filter (w: isString w && w != "") (split "[[:space:]]+" e.value)) (
-            filter (e: e.key == key) s.entries
-          )
-        )
-      ) (sectionsNamed name sections)
-    );
+  valuesOf = ini.values;
   lastValue =
     name: key: default: sections:
     let
@@ -143,6 +76,19 @@ let
       "no"
     else
       l;
+
+  # Booleans in one spelling, other values as written.
+  boolWord =
+    v:
+    let
+      l = lower v;
+    in
+    if builtins.elem l [ "yes" "true" "on" ] then
+      "yes"
+    else if builtins.elem l [ "no" "false" "off" ] then
+      "no"
+    else
+      v;
 
   isV6 = a: match ".*:.*" a != null;
 
@@ -217,7 +163,7 @@ let
         concatLists (
           map (
             sec:
-            map (e: "${sec.name}.${e.key}=${e.value}") (
+            map (e: "${sec.name}.${e.key}=${boolWord e.value}") (
               filter (
                 e:
                 !builtins.elem "${sec.name}.${e.key}" [

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Static checks of the NixOS module (nix/), with Debian's nix-bin and no nixpkgs download:
+#  1. every .nix file parses;
+#  2. the pure function nix/lib/hcloud.nix turns each golden metadata document into the expected
+#     NixOS settings (networkd networks, hostname, root keys, resolvers);
+#  3. the documents in nix/tests/fixtures are byte-for-byte the Rust golden documents;
+#  4. NixOS' networks configure the same as hcloud-network's golden files for the same document;
+#  5. the module evaluates against a stub lib (option defaults mirror the document; empty
+#     defaults without one or under pure evaluation; the agents, overrides and options wire up);
+#  6. the package derivation builds the crates and installs the units that exist.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+
+for tool in nix-instantiate jq; do
+  command -v "$tool" >/dev/null || { echo "nix.sh: $tool is missing: run scripts/install-deps" >&2; exit 1; }
+done
+
+# A private store and state dir: works as any user and leaves the machine's Nix alone.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+export NIX_STORE_DIR=$tmp/store NIX_STATE_DIR=$tmp/state NIX_LOG_DIR=$tmp/log NIX_CONF_DIR=$tmp/conf
+mkdir -p "$NIX_CONF_DIR"
+printf 'build-users-group =\nexperimental-features = nix-command\n' >"$NIX_CONF_DIR/nix.conf"
+
+failed=0
+fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
+pass() { echo "ok: $*"; }
+eval_json() { nix-instantiate --eval --strict --json "$@"; }
+
+echo "-- parse"
+mapfile -t files < <(find nix flake.nix -name '*.nix' -type f | sort)
+for f in "${files[@]}"; do
+  if out=$(nix-instantiate --parse "$f" 2>&1 >/dev/null); then pass "parse $f"; else fail "parse $f: $out"; fi
+done
+
+echo "-- settings of each document"
+settings_of() { # document [privateDhcp]
+  eval_json --argstr doc "$1" -E "{ doc }: (import $root/nix/lib/hcloud.nix).settings (builtins.fromJSON (builtins.readFile doc))"
+}
+cases=0
+for dir in nix/tests/fixtures/* nix/tests/cases/*; do
+  name=$(basename "$dir")
+  expected=nix/tests/expected/$name.json
+  [ -f "$expected" ] || expected=$dir/expected.json
+  [ -f "$expected" ] || { fail "$dir has no expected settings ($expected)"; continue; }
+  cases=$((cases + 1))
+  if got=$(settings_of "$root/$dir/document.json" 2>&1) && diff -u "$expected" <(jq -S . <<<"$got") >"$tmp/diff"; then
+    pass "settings $name"
+  else
+    fail "settings $name"; cat "$tmp/diff" 2>/dev/null || true; echo "$got" | head -20
+  fi
+done
+[ "$cases" -ge 9 ] || fail "only $cases documents checked"
+
+echo "-- fixtures are the Rust golden documents"
+for dir in crates/hcloud-metadata/tests/fixtures/*/; do
+  name=$(basename "$dir")
+  [ -f "$dir/document.json" ] || continue
+  if cmp -s "$dir/document.json" "nix/tests/fixtures/$name/document.json"; then
+    pass "fixture $name"
+  else
+    fail "nix/tests/fixtures/$name/document.json differs from $dir/document.json (copy it and update nix/tests/expected/$name.json)"
+  fi
+done
+
+echo "-- same configuration as hcloud-network"
+compared=0
+for dir in crates/hcloud-network/tests/golden/*/; do
+  name=$(basename "$dir")
+  [ -d "$dir/expected" ] || continue
+  [ -f "$dir/document.json" ] || { fail "golden $name has no document.json"; continue; }
+  args=""
+  [ -f "$dir/args" ] && args=$(cat "$dir/args")
+  common=(nix/tests/compare.nix --argstr document "$root/$dir/document.json" --argstr golden "$root/$dir/expected" --argstr args "$args")
+  if ours=$(eval_json "${common[@]}" -A ours 2>&1) && theirs=$(eval_json "${common[@]}" -A theirs 2>&1) &&
+    diff -u <(jq -S . <<<"$theirs") <(jq -S . <<<"$ours") >"$tmp/diff"; then
+    pass "networkd $name ($(jq length <<<"$ours") interfaces)"
+    compared=$((compared + 1))
+  else
+    fail "networkd $name: NixOS (+) and hcloud-network (-) configure differently"
+    cat "$tmp/diff" 2>/dev/null || true; echo "$ours" | head -5; echo "$theirs" | head -5
+  fi
+done
+[ "$compared" -ge 5 ] || fail "only $compared hcloud-network golden cases compared (expected at least 5)"
+
+echo "-- module, stub evaluation"
+if out=$(eval_json nix/tests/module.nix --argstr root "$root" -A failed 2>&1) && [ "$(jq -r 'length' <<<"$out")" = 0 ]; then
+  pass "module ($(eval_json nix/tests/module.nix --argstr root "$root" -A count) assertions)"
+else
+  fail "module"; jq -r '.[]?' <<<"$out" 2>/dev/null || echo "$out"
+fi
+
+echo "-- pure evaluation reads no document"
+# Pure evaluation (flakes without --impure) may not read absolute paths: the function is
+# inlined into the expression, as a flake would have it in its own source.
+doc=$root/nix/tests/fixtures/dual-stack/document.json
+lib_expr=$(cat nix/lib/hcloud.nix)
+got=$(eval_json --option pure-eval true -E "let h = $lib_expr; in h.readDocument \"$doc\"" 2>&1) || true
+if [ "$got" = null ]; then pass "pure eval: the document is treated as absent"; else fail "pure eval gave: $got"; fi
+got=$(eval_json -E "let h = $lib_expr; in (h.readDocument \"$doc\").instance_id" 2>&1) || true
+if [ "$got" = 48151623 ]; then pass "impure eval: the document is read"; else fail "impure eval gave: $got"; fi
+got=$(eval_json -E "let h = $lib_expr; in h.readDocument \"$root/nonexistent.json\"" 2>&1) || true
+if [ "$got" = null ]; then pass "impure eval: a missing document is absent"; else fail "missing document gave: $got"; fi
+
+echo "-- package"
+if out=$(eval_json nix/tests/package.nix --argstr root "$root" -A failed 2>&1) && [ "$(jq -r 'length' <<<"$out")" = 0 ]; then
+  pass "package ($(eval_json nix/tests/package.nix --argstr root "$root" -A count) assertions)"
+else
+  fail "package"; jq -r '.[]?' <<<"$out" 2>/dev/null || echo "$out"
+fi
+
+echo "-- package postInstall on systemd/"
+# The install step of the derivation, run here on a copy of systemd/ with stand-in binaries.
+install_script=$(eval_json nix/tests/package.nix --argstr root "$root" -A postInstall | jq -r .)
+run_install() { # srcdir outdir
+  mkdir -p "$2/bin"
+  for a in hcloud-dl-metadata hcloud-dl-userdata hcloud-hostname hcloud-ssh-keys hcloud-network; do
+    printf '#!/bin/sh\n' >"$2/bin/$a"; chmod +x "$2/bin/$a"
+  done
+  (cd "$1" && out=$2 bash -euo pipefail -c "$install_script")
+}
+mkdir -p "$tmp/src"
+cp -r systemd "$tmp/src/"
+if run_install "$tmp/src" "$tmp/out" >"$tmp/install.log" 2>&1; then
+  ok_layout=1
+  for f in systemd/*; do
+    b=$(basename "$f")
+    case "$b" in
+      *.service | *.timer | *.path | *.target | *.socket) dest=$tmp/out/lib/systemd/system/$b ;;
+      *.rules) dest=$tmp/out/lib/udev/rules.d/$b ;;
+      *.preset) dest=$tmp/out/lib/systemd/system-preset/$b ;;
+      *.network) dest=$tmp/out/lib/systemd/network/$b ;;
+      *) dest=/nonexistent ;;
+    esac
+    [ -f "$dest" ] || { fail "postInstall did not install $f"; ok_layout=0; continue; }
+    if grep -q '/usr/bin/' "$dest"; then fail "$dest still refers to /usr/bin"; ok_layout=0; fi
+    if grep -q '/usr/bin/hcloud-' "$f" && ! grep -q "$tmp/out/bin/hcloud-" "$dest"; then
+      fail "$dest does not run the package's binaries"; ok_layout=0
+    fi
+  done
+  [ "$ok_layout" = 1 ] && pass "postInstall lays out $(find "$tmp/out/lib" -type f | wc -l) files with store paths"
+else
+  fail "postInstall failed:"; cat "$tmp/install.log"
+fi
+# The guard: a unit that runs a program outside the store fails the build.
+mkdir -p "$tmp/bad/systemd"
+printf '[Service]\nExecStart=/usr/bin/true\n' >"$tmp/bad/systemd/x.service"
+if run_install "$tmp/bad" "$tmp/badout" >/dev/null 2>&1; then
+  fail "postInstall accepted a unit that runs /usr/bin/true"
+else
+  pass "postInstall refuses a unit that runs a program outside the store"
+fi
+
+echo "nix checks: $failed failed"
+[ "$failed" -eq 0 ]
