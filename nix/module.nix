@@ -299,7 +299,8 @@ in
       };
       private = mkOption {
         type = types.listOf (types.submodule privateNetworkOptions);
-        default = evalDocument.network.private;
+        # Only the keys declared here: a key a newer agent adds must not break evaluation.
+        default = map (p: builtins.intersectAttrs hcloudLib.emptyPrivate p) evalDocument.network.private;
         description = "Attached private networks, sorted by interface_num.";
       };
     };

@@ -573,6 +573,7 @@ in
   inherit
     hetzner
     emptyDocument
+    emptyPrivate
     normalize
     readDocument
     hostnameOf

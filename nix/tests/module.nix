@@ -142,6 +142,7 @@ let
     services.hcloud.staticConfig.enable = true;
   };
 
+  newer = withFile "${root}/nix/tests/cases/newer-document/document.json" { };
   contains = needle: s: match ".*${needle}.*" s != null;
   # What systemd/ asks for, read independently of the module: unit → its WantedBy= items.
   kindOf = {
@@ -191,6 +192,10 @@ let
       lib.typeErrors "hcloud" missing.options.hcloud missing.config.hcloud == [ ]
     ))
     (check "no document: the module still enables every unit" (builtins.all (wants missing) installedUnits))
+    (check "a newer document's extra keys are left out of config.hcloud, known keys kept" (
+      asDocument newer.config.hcloud == docOf "dual-stack"
+      && lib.typeErrors "hcloud" newer.options.hcloud newer.config.hcloud == [ ]
+    ))
     (check "units and udev rules come from the package" (
       plain.out.systemd.packages == [ stubPackage ] && plain.out.services.udev.packages == [ stubPackage ]
     ))
