@@ -362,13 +362,23 @@ in
           "network-online.target"
           "hcloud-dl-metadata.service"
         ];
+        # Without default dependencies multi-user.target does not wait for it: the server boots
+        # and can be logged into while the rebuild runs.
         after = [
+          "sysinit.target"
+          "basic.target"
           "network-online.target"
           "hcloud-dl-metadata.service"
         ];
-        # It switches the system itself: never restart it from a switch.
+        conflicts = [ "shutdown.target" ];
+        before = [ "shutdown.target" ];
+        # It switches the system itself: a switch must neither restart nor stop it.
         restartIfChanged = false;
-        unitConfig.ConditionPathExists = cfg.metadataFile;
+        unitConfig = {
+          DefaultDependencies = false;
+          X-StopOnRemoval = false;
+          ConditionPathExists = cfg.metadataFile;
+        };
         serviceConfig = {
           Type = "oneshot";
           RemainAfterExit = true;

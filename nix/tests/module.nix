@@ -320,6 +320,14 @@ let
       && s.restartIfChanged == false
       && s.unitConfig.ConditionPathExists == docPath "dual-stack"
     ))
+    (check "first boot: the boot does not wait for the rebuild, and a switch does not stop it" (
+      let
+        s = firstBoot.out.systemd.services.hcloud-first-boot-rebuild;
+      in
+      s.unitConfig.DefaultDependencies == false
+      && s.unitConfig.X-StopOnRemoval == false
+      && elem "shutdown.target" s.conflicts
+    ))
     (check "first boot: once per instance id, checked against DMI" (
       contains "product_serial" rebuildScript
       && contains "first-boot-rebuild" rebuildScript
