@@ -60,9 +60,15 @@ let
       ]
     ))
     (check "builds each agent with -p" (length flags == 2 * length built && built != [ ]))
+    (check "Cargo.lock has only registry sources (git sources would need cargoLock.outputHashes)" (
+      length (split "source = \"git[+]" (readFile (root + "/Cargo.lock"))) == 1
+    ))
+    (check "the unit tests run for the agents (--lib)" (pkg.cargoTestFlags == flags ++ [ "--lib" ]))
   ]
-  ++ map (c: check "crate ${c} exists with a binary" (
-    builtins.pathExists (root + "/crates/${c}/Cargo.toml") && builtins.pathExists (root + "/crates/${c}/src/main.rs")
+  ++ map (c: check "crate ${c} exists with a binary and a library (for --lib)" (
+    builtins.pathExists (root + "/crates/${c}/Cargo.toml")
+    && builtins.pathExists (root + "/crates/${c}/src/main.rs")
+    && builtins.pathExists (root + "/crates/${c}/src/lib.rs")
   )) built
   ++ map (p: check "the package builds ${p}, which a unit or rule runs" (elem p built)) programsRun
   ++ map (c: check "${c} is run by a unit in systemd/" (elem c programsRun)) built;
