@@ -46,14 +46,26 @@ let
   };
   settings = hcloudLib.settingsWith { inherit (cfg.network) privateDhcp; } document;
 
-  nullOrStr = description: default: mkOption {
-    type = types.nullOr types.str;
-    inherit default description;
-  };
+  nullOrStr =
+    description: default:
+    mkOption {
+      type = types.nullOr types.str;
+      inherit default description;
+      defaultText = fromFile;
+    };
+  # What the manual shows for defaults read from the document.
+  fromFile = lib.literalExpression "the value in services.hcloud.metadataFile, if evaluation can read it, else empty";
 
+  plainStr =
+    description:
+    mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      inherit description;
+    };
   privateNetworkOptions = {
     options = {
-      ip = nullOrStr "The server's primary IP in this network." null;
+      ip = plainStr "The server's primary IP in this network.";
       alias_ips = mkOption {
         type = types.listOf types.str;
         default = [ ];
@@ -64,16 +76,16 @@ let
         default = null;
         description = "1-based order of the NIC.";
       };
-      mac_address = nullOrStr "MAC (lower case) of the private NIC, 86:00:00:xx:xx:xx." null;
+      mac_address = plainStr "MAC (lower case) of the private NIC, 86:00:00:xx:xx:xx.";
       network_id = mkOption {
         type = types.nullOr types.int;
         default = null;
         description = "API network id.";
       };
-      network_name = nullOrStr "API network name." null;
-      network = nullOrStr "The whole network range (CIDR), e.g. 10.0.0.0/16." null;
-      subnet = nullOrStr "The subnet (CIDR) the IP lies in." null;
-      gateway = nullOrStr "The network's gateway (first IP of the range)." null;
+      network_name = plainStr "API network name.";
+      network = plainStr "The whole network range (CIDR), e.g. 10.0.0.0/16.";
+      subnet = plainStr "The subnet (CIDR) the IP lies in.";
+      gateway = plainStr "The network's gateway (first IP of the range).";
     };
   };
 
@@ -195,77 +207,77 @@ let
 in
 {
   options.services.hcloud = {
-      enable = mkOption {
+    enable = mkOption {
+      type = types.bool;
+      default = true;
+      description = ''
+        Whether to run the hcloud agents (metadata, user data, hostname, root SSH keys, networks)
+        and set up networkd, resolved, Hetzner's resolvers and time servers. On by default:
+        importing the module is the opt-in.
+      '';
+    };
+    package = mkOption {
+      type = types.package;
+      default = pkgs.callPackage ./package.nix { };
+      defaultText = lib.literalExpression "pkgs.callPackage <hcloud-agents>/nix/package.nix { }";
+      description = "The hcloud agents: binaries, unit files and udev rules.";
+    };
+    metadataFile = mkOption {
+      type = types.str;
+      default = "/etc/hcloud-metadata.json";
+      description = ''
+        The metadata document hcloud-dl-metadata writes, read at evaluation time to fill
+        config.hcloud.* (when evaluation may read it: not under pure flake evaluation).
+      '';
+    };
+    metadata.enable = agentEnable agents.metadata;
+    userdata.enable = agentEnable agents.userdata;
+    hostname.enable = agentEnable agents.hostname;
+    sshKeys.enable = agentEnable agents.sshKeys;
+    network.enable = agentEnable agents.network;
+    network.privateDhcp = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        Configure private networks by DHCPv4 instead of the static addresses and routes from
+        the metadata (alias IPs stay static): hcloud-network --private-dhcp.
+      '';
+    };
+    staticConfig.enable = mkEnableOption ''
+      baking the metadata read at evaluation time into the configuration: networking.hostName
+      and networking.domain, root's keys in users.users.root.openssh.authorizedKeys.keys, and
+      the same networkd networks hcloud-network writes, as files in /etc/systemd/network
+      (which take precedence over the agent's files of the same name in /run). Values change
+      only with the next rebuild; the runtime agents keep running for what changes later
+    '';
+    firstBootRebuild = {
+      enable = mkEnableOption ''
+        a rebuild once per instance: after hcloud-dl-metadata has run on a new instance (a new
+        server or a snapshot clone, told apart by the instance id), update the channel and run
+        nixos-rebuild switch, so config.hcloud.* has the server's values. Not needed for the
+        dynamic features, which the runtime agents cover
+      '';
+      updateChannel = mkOption {
         type = types.bool;
         default = true;
+        description = "Run nix-channel --update before the rebuild (channel-based configurations).";
+      };
+      flake = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "/etc/nixos#myserver";
         description = ''
-          Whether to run the hcloud agents (metadata, user data, hostname, root SSH keys, networks)
-          and set up networkd, resolved, Hetzner's resolvers and time servers. On by default:
-          importing the module is the opt-in.
+          Rebuild this flake (nixos-rebuild switch --flake FLAKE --impure: reading the metadata
+          at evaluation time needs an impure evaluation) instead of the channel configuration.
         '';
       };
-      package = mkOption {
-        type = types.package;
-        default = pkgs.callPackage ./package.nix { };
-        defaultText = lib.literalExpression "pkgs.callPackage <hcloud-agents>/nix/package.nix { }";
-        description = "The hcloud agents: binaries, unit files and udev rules.";
-      };
-      metadataFile = mkOption {
-        type = types.str;
-        default = "/etc/hcloud-metadata.json";
-        description = ''
-          The metadata document hcloud-dl-metadata writes, read at evaluation time to fill
-          config.hcloud.* (when evaluation may read it: not under pure flake evaluation).
-        '';
-      };
-      metadata.enable = agentEnable agents.metadata;
-      userdata.enable = agentEnable agents.userdata;
-      hostname.enable = agentEnable agents.hostname;
-      sshKeys.enable = agentEnable agents.sshKeys;
-      network.enable = agentEnable agents.network;
-      network.privateDhcp = mkOption {
-        type = types.bool;
-        default = false;
-        description = ''
-          Configure private networks by DHCPv4 instead of the static addresses and routes from
-          the metadata (alias IPs stay static): hcloud-network --private-dhcp.
-        '';
-      };
-      staticConfig.enable = mkEnableOption ''
-        baking the metadata read at evaluation time into the configuration: networking.hostName
-        and networking.domain, root's keys in users.users.root.openssh.authorizedKeys.keys, and
-        the same networkd networks hcloud-network writes, as files in /etc/systemd/network
-        (which take precedence over the agent's files of the same name in /run). Values change
-        only with the next rebuild; the runtime agents keep running for what changes later
-      '';
-      firstBootRebuild = {
-        enable = mkEnableOption ''
-          a rebuild once per instance: after hcloud-dl-metadata has run on a new instance (a new
-          server or a snapshot clone, told apart by the instance id), update the channel and run
-          nixos-rebuild switch, so config.hcloud.* has the server's values. Not needed for the
-          dynamic features, which the runtime agents cover
-        '';
-        updateChannel = mkOption {
-          type = types.bool;
-          default = true;
-          description = "Run nix-channel --update before the rebuild (channel-based configurations).";
-        };
-        flake = mkOption {
-          type = types.nullOr types.str;
-          default = null;
-          example = "/etc/nixos#myserver";
-          description = ''
-            Rebuild this flake (nixos-rebuild switch --flake FLAKE --impure: reading the metadata
-            at evaluation time needs an impure evaluation) instead of the channel configuration.
-          '';
-        };
-        extraArgs = mkOption {
-          type = types.listOf types.str;
-          default = [ ];
-          description = "Extra arguments for nixos-rebuild switch.";
-        };
+      extraArgs = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        description = "Extra arguments for nixos-rebuild switch.";
       };
     };
+  };
 
   # The document, key for key (docs/metadata-document.md). Defaults come from the file; set them
   # yourself to pin values, e.g. hcloud = lib.importJSON ./hcloud-metadata.json;
@@ -273,7 +285,7 @@ in
     instance_id = mkOption {
       type = types.nullOr types.int;
       default = evalDocument.instance_id;
-      defaultText = lib.literalExpression "instance_id from services.hcloud.metadataFile, or null";
+      defaultText = fromFile;
       description = "The server id (equals the DMI product_serial of the server).";
     };
     hostname = nullOrStr "The server name as set in the API (not necessarily an FQDN)." evalDocument.hostname;
@@ -282,6 +294,7 @@ in
     ssh_keys = mkOption {
       type = types.listOf types.str;
       default = evalDocument.ssh_keys;
+      defaultText = fromFile;
       description = "The project's SSH public keys.";
     };
     network = {
@@ -295,12 +308,14 @@ in
       nameservers = mkOption {
         type = types.listOf types.str;
         default = evalDocument.network.nameservers;
+        defaultText = fromFile;
         description = "Every resolver named in the metadata, IPv4 first.";
       };
       private = mkOption {
         type = types.listOf (types.submodule privateNetworkOptions);
         # Only the keys declared here: a key a newer agent adds must not break evaluation.
         default = map (p: builtins.intersectAttrs hcloudLib.emptyPrivate p) evalDocument.network.private;
+        defaultText = fromFile;
         description = "Attached private networks, sorted by interface_num.";
       };
     };
