@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Install NixOS onto the disk that disk.sh mounted at TARGET, from Hetzner's rescue system:
+#   1. Nix (pinned version, tarball checked against a pinned SHA-256) in the rescue system, with
+#      its store on the target disk (/nix is bind-mounted from TARGET/installer: the rescue system
+#      is a RAM disk too small for it)
+#   2. the NixOS channel, nixos-install-tools, hardware-configuration.nix (no file systems: the
+#      image declares them by label)
+#   3. /etc/nixos: configuration.nix importing hcloud-image.nix (image settings, the agents
+#      module from nix/ with the agents from the staged tree) and the user's directory
+#   4. nixos-install, then the installer's store is removed again
+#
+# Usage: nixos.sh TARGET DISK
+# Environment: NIX_VERSION, NIX_SHA256 (of nix-<version>-<arch>-linux.tar.xz), NIXOS_CHANNEL,
+#   ARCH, LOCALE, KEYMAP, TIMEZONE, EXTRA_PACKAGES, SWAP_SIZE_MIB
+set -euo pipefail
+
+die() { echo "nixos.sh: $*" >&2; exit 1; }
+[ "$#" -eq 2 ] || die "usage: $0 TARGET DISK"
+target=${1%/}
+disk=$2
+here=$(cd "$(dirname "$0")" && pwd)
+hcloud=$(dirname "$here")
+nix_version=${NIX_VERSION:?NIX_VERSION is not set}
+nix_sha256=${NIX_SHA256:?NIX_SHA256 is not set}
+channel=${NIXOS_CHANNEL:?NIXOS_CHANNEL is not set}
+arch=${ARCH:-$(uname -m)}
+swap=${SWAP_SIZE_MIB:-0}
+
+mountpoint -q "$target" || die "$target is not mounted (run disk.sh first)"
+[ "$arch" = "$(uname -m)" ] || die "ARCH=$arch but the build server is $(uname -m)"
+for d in nixos dist agents/nix agents/systemd user; do
+  [ -d "$hcloud/$d" ] || die "$hcloud/$d was not uploaded"
+done
+[ -f "$hcloud/user/configuration.nix" ] || die "the NixOS configuration directory has no configuration.nix"
+case "$swap" in '' | *[!0-9]*) die "SWAP_SIZE_MIB must be a number, got '$swap'" ;; esac
+
+missing=()
+command -v curl >/dev/null || missing+=(curl)
+command -v xz >/dev/null || missing+=(xz-utils)
+if [ "${#missing[@]}" -gt 0 ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
+
+# 1. Nix, its store on the target disk.
+installer=$target/installer
+mkdir -p "$installer/nix" /nix
+mount --bind "$installer/nix" /nix
+cleanup() {
+  umount /nix 2>/dev/null || true
+}
+trap cleanup EXIT
+
+tarball=nix-$nix_version-$arch-linux.tar.xz
+url=https://releases.nixos.org/nix/nix-$nix_version/$tarball
+echo "nixos.sh: downloading $url"
+curl -fsSL --retry 5 --retry-delay 5 -o "$installer/$tarball" "$url"
+echo "$nix_sha256  $installer/$tarball" | sha256sum --check --strict ||
+  die "$tarball does not have the pinned SHA-256 $nix_sha256"
+tar -xJf "$installer/$tarball" -C "$installer"
+export USER=root HOME=/root
+# Single-user Nix as root: no build users in the rescue system.
+mkdir -p /etc/nix
+printf 'build-users-group =\nexperimental-features = nix-command\n' >/etc/nix/nix.conf
+"$installer/nix-$nix_version-$arch-linux/install" --no-daemon --no-channel-add --no-modify-profile
+export PATH=/root/.nix-profile/bin:$PATH
+
+# 2. Channel and installer tools.
+nix-channel --add "https://nixos.org/channels/$channel" nixos
+nix-channel --update
+export NIX_PATH=nixpkgs=/root/.nix-defexpr/channels/nixos:nixos-config=$target/etc/nixos/configuration.nix
+nix-env -f '<nixpkgs>' -iA nixos-install-tools
+nixos-generate-config --root "$target" --no-filesystems
+
+# 3. /etc/nixos.
+etc=$target/etc/nixos
+mkdir -p "$etc/hcloud-agents" "$etc/user"
+cp "$hcloud/nixos/hcloud-image.nix" "$etc/"
+cp "$hcloud/nixos/agents-from-dist.nix" "$etc/hcloud-agents/"
+cp -a "$hcloud/agents/nix" "$hcloud/agents/systemd" "$hcloud/dist" "$etc/hcloud-agents/"
+cp -a "$hcloud/user/." "$etc/user/"
+state=${channel#nixos-}
+case "$state" in [0-9][0-9].[0-9][0-9]) ;; *) state="" ;; esac
+json_list() {
+  local first=1 w
+  printf '['
+  for w in "$@"; do
+    [ "$first" -eq 1 ] || printf ', '
+    printf '"%s"' "$w"
+    first=0
+  done
+  printf ']'
+}
+read -r -a extra <<<"${EXTRA_PACKAGES:-}"
+cat >"$etc/image-settings.json" <<JSON
+{
+  "disk": "$disk",
+  "locale": "${LOCALE:-C.UTF-8}",
+  "keymap": "${KEYMAP:-us}",
+  "timezone": "${TIMEZONE:-UTC}",
+  "swapSizeMiB": $swap,
+  "extraPackages": $(json_list "${extra[@]}"),
+  "stateVersion": "$state"
+}
+JSON
+cat >"$etc/configuration.nix" <<'NIX'
+# Written by the image build. Your own settings belong in ./user/configuration.nix (the
+# directory given to the build as nix-config-path); ./hcloud-image.nix holds the image's.
+{ ... }:
+{
+  imports = [
+    ./hardware-configuration.nix
+    ./hcloud-image.nix
+    ./user/configuration.nix
+  ];
+}
+NIX
+
+# 4. Install; the installer's store goes away again.
+nixos-install --root "$target" --no-root-passwd
+umount /nix
+trap - EXIT
+rm -rf "${installer:?}"
+echo "nixos.sh: NixOS ($channel) installed on $target"
