@@ -129,23 +129,23 @@ let
         domain = builtins.elemAt parts 3;
       };
 
-  # Root keys: one line, a known key type, a base64 blob, an optional comment. Lines with
-  # options (command=, from=, ...) or anything else are dropped, as hcloud-ssh-keys does.
-  keyTypes = [
-    "ssh-ed25519"
-    "ssh-rsa"
-    "ecdsa-sha2-nistp256"
-    "ecdsa-sha2-nistp384"
-    "ecdsa-sha2-nistp521"
-    "sk-ssh-ed25519@openssh.com"
-    "sk-ecdsa-sha2-nistp256@openssh.com"
-  ];
-  validKey =
-    key:
+  # Root keys, checked and written in canonical form as hcloud-ssh-keys does (ssh-key.nix).
+  sshKey = import ./ssh-key.nix;
+  keysOf =
+    keys:
     let
-      m = match "([^ ]+) ([A-Za-z0-9+/]+={0,2})( [^\n\r]*)?" key;
+      checked = builtins.genList (i: {
+        index = i;
+        result = sshKey.check (builtins.elemAt keys i);
+      }) (builtins.length keys);
     in
-    isString key && m != null && elem (head m) keyTypes;
+    {
+      keys = map (c: c.result.key) (filter (c: c.result.problem == null) checked);
+      problems = map (c: "ssh_keys[${toString c.index}] refused: ${c.result.problem}") (
+        filter (c: c.result.problem != null) checked
+      );
+    };
+  validKey = key: (sshKey.check key).problem == null;
 
   # ---- Addresses, checked as hcloud-network checks them --------------------------------------
 
@@ -294,7 +294,9 @@ let
           );
         inherit dns;
         ntp = hetzner.timeServers;
-      };
+      }
+      # The hostname is hcloud-hostname's, from the metadata, not the DHCP server's.
+      // (if has4 then { dhcpV4Config.UseHostname = false; } else { });
     in
     if net.mac_address == null then
       (
@@ -504,15 +506,17 @@ let
       names = hostnameOf d.hostname;
       nets = networksOf { inherit privateDhcp; } d.network;
       public = if nets.networks ? "10-hcloud-public" then nets.networks."10-hcloud-public" else null;
+      keys = keysOf d.ssh_keys;
     in
     {
       inherit (names) hostName domain;
       instanceId = d.instance_id;
-      sshKeys = filter validKey d.ssh_keys;
+      sshKeys = keys.keys;
       # The public interface's resolvers; Hetzner's four without a public interface.
       nameservers = if public != null then public.dns else hetzner.nameservers4 ++ hetzner.nameservers6;
       timeServers = hetzner.timeServers;
-      inherit (nets) networks problems;
+      inherit (nets) networks;
+      problems = nets.problems ++ keys.problems;
     };
   settings = settingsWith { };
 
