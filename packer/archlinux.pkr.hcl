@@ -45,7 +45,7 @@ variable "server-type" {
   default     = "cx23"
   description = "Server type of the build server. Its disk size is the smallest disk the snapshot fits on."
   validation {
-    condition     = can(regex("^c[a-z]*[0-9]+$", var.server-type))
+    condition     = can(regex("^c(x|px|cx)[0-9]+$", var.server-type))
     error_message = "The server type is an x86 type name such as cx23, cpx12 or ccx13 (Arch Linux is x86_64 only)."
   }
 }
@@ -55,7 +55,7 @@ variable "upgrade-server-type" {
   default     = ""
   description = "Optional bigger server type for a faster build; the disk is not upgraded, so the snapshot still fits server-type. Empty: no upgrade."
   validation {
-    condition     = var.upgrade-server-type == "" || can(regex("^c[a-z]*[0-9]+$", var.upgrade-server-type))
+    condition     = var.upgrade-server-type == "" || can(regex("^c(x|px|cx)[0-9]+$", var.upgrade-server-type))
     error_message = "The upgrade server type is empty or an x86 type name such as cx33."
   }
 }

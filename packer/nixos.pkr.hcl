@@ -55,7 +55,7 @@ variable "server-type" {
   default     = ""
   description = "Server type of the build server (empty: cx23 for x86_64, cax11 for aarch64). Its disk size is the smallest disk the snapshot fits on."
   validation {
-    condition     = var.server-type == "" || can(regex("^c[a-z]*[0-9]+$", var.server-type))
+    condition     = var.server-type == "" || can(regex("^c(x|px|cx|ax)[0-9]+$", var.server-type))
     error_message = "The server type is empty or a type name such as cx23, cpx12 or cax11."
   }
 }
@@ -65,7 +65,7 @@ variable "upgrade-server-type" {
   default     = ""
   description = "Optional bigger server type (same architecture) for a faster build; the disk is not upgraded, so the snapshot still fits server-type. Empty: no upgrade."
   validation {
-    condition     = var.upgrade-server-type == "" || can(regex("^c[a-z]*[0-9]+$", var.upgrade-server-type))
+    condition     = var.upgrade-server-type == "" || can(regex("^c(x|px|cx|ax)[0-9]+$", var.upgrade-server-type))
     error_message = "The upgrade server type is empty or a type name such as cx33 or cax21."
   }
 }
