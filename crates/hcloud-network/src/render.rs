@@ -337,6 +337,8 @@ impl Public {
             // A reload or restart of networkd must not drop the lease (and with it the
             // connection the server is managed over).
             let _ = writeln!(o, "KeepConfiguration=dhcp");
+            // The hostname is hcloud-hostname's, from the metadata.
+            let _ = writeln!(o, "\n[DHCPv4]\nUseHostname=no");
         }
 
         if let Some((_, gw)) = self.ipv6 {
