@@ -84,6 +84,70 @@ for dir in crates/hcloud-network/tests/golden/*/; do
 done
 [ "$compared" -ge 5 ] || fail "only $compared hcloud-network golden cases compared (expected at least 5)"
 
+echo "-- same networks and the same complaints as the hcloud-network binary, for every document"
+# The static release build, exactly as scripts/test makes it before the checks (so a no-op there;
+# when this script runs alone it brings the binaries up to date with the sources).
+if ! cargo build --quiet --release --locked --target x86_64-unknown-linux-musl --workspace --bins; then
+  fail "cannot build hcloud-network and hcloud-ssh-keys for the comparisons"
+fi
+net_bin=target/x86_64-unknown-linux-musl/release/hcloud-network
+if [ -x "$net_bin" ]; then
+  compared=0
+  for dir in nix/tests/fixtures/* nix/tests/cases/*; do
+    name=$(basename "$dir")
+    r=$tmp/net-$name
+    mkdir -p "$r/etc"
+    cp "$dir/document.json" "$r/etc/hcloud-metadata.json"
+    # Exit status 1 means "some entries skipped": the files and warnings are compared below.
+    "$net_bin" --root "$r" >"$tmp/net.log" 2>&1 || true
+    mkdir -p "$r/run/systemd/network"
+    common=(nix/tests/compare.nix --argstr document "$root/$dir/document.json" --argstr golden "$r/run/systemd/network")
+    agent_warnings=$(sed -n 's/^hcloud-network: warning: //p' "$tmp/net.log" | grep -v '^configured .* interface(s) from' || true)
+    nixos_warnings=$(eval_json "${common[@]}" -A problems | jq -r '.[] | select(startswith("ssh_keys") | not)')
+    if ours=$(eval_json "${common[@]}" -A ours 2>&1) && theirs=$(eval_json "${common[@]}" -A theirs 2>&1) &&
+      diff -u <(jq -S . <<<"$theirs") <(jq -S . <<<"$ours") >"$tmp/diff" &&
+      diff -u <(echo "$agent_warnings") <(echo "$nixos_warnings") >>"$tmp/diff"; then
+      pass "hcloud-network on $name ($(jq length <<<"$ours") interfaces, $(grep -c . <<<"$nixos_warnings" || true) problems)"
+      compared=$((compared + 1))
+    else
+      fail "hcloud-network on $name: the agent (-) and NixOS (+) differ"; cat "$tmp/diff"; cat "$tmp/net.log"
+    fi
+  done
+  [ "$compared" -ge 10 ] || fail "only $compared documents compared with the hcloud-network binary"
+fi
+
+echo "-- same root keys as hcloud-ssh-keys"
+# The real agent on a --root tree per document: its managed block must hold exactly the keys
+# NixOS would write.
+keys_bin=target/x86_64-unknown-linux-musl/release/hcloud-ssh-keys
+if [ -x "$keys_bin" ]; then
+  compared=0
+  for dir in nix/tests/fixtures/* nix/tests/cases/*; do
+    name=$(basename "$dir")
+    r=$tmp/keys-$name
+    mkdir -p "$r/etc" "$r/root"
+    chmod 700 "$r/root"
+    echo 'root:x:0:0:root:/root:/bin/sh' >"$r/etc/passwd"
+    cp "$dir/document.json" "$r/etc/hcloud-metadata.json"
+    if ! "$keys_bin" --root "$r" >"$tmp/keys.log" 2>&1; then
+      fail "hcloud-ssh-keys failed on $name:"; cat "$tmp/keys.log"; continue
+    fi
+    agent=""
+    if [ -f "$r/root/.ssh/authorized_keys" ]; then
+      agent=$(sed -n '/^# BEGIN hcloud-ssh-keys/,/^# END hcloud-ssh-keys/p' "$r/root/.ssh/authorized_keys" | sed '1d;$d')
+    fi
+    nixos=$(settings_of "$root/$dir/document.json" | jq -r '.sshKeys[]')
+    if [ "$agent" = "$nixos" ]; then
+      pass "root keys $name ($(grep -c . <<<"$nixos" || true) keys)"
+      compared=$((compared + 1))
+    else
+      fail "root keys $name: hcloud-ssh-keys (-) and NixOS (+) differ"
+      diff <(echo "$agent") <(echo "$nixos") || true
+    fi
+  done
+  [ "$compared" -ge 10 ] || fail "only $compared documents compared with hcloud-ssh-keys"
+fi
+
 echo "-- module, stub evaluation"
 if out=$(eval_json nix/tests/module.nix --argstr root "$root" -A failed 2>&1) && [ "$(jq -r 'length' <<<"$out")" = 0 ]; then
   pass "module ($(eval_json nix/tests/module.nix --argstr root "$root" -A count) assertions)"
