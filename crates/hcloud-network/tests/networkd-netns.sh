@@ -47,8 +47,9 @@ if [ "$inner" = 0 ]; then
   WORK=$(mktemp -d /tmp/hcloud-network-netns.XXXXXX)
   SRV=hcn-srv-$$
   VM=hcn-vm-$$
+  # shellcheck disable=SC2317 # a trap handler
   cleanup() {
-    [ -f "$WORK/dnsmasq.pid" ] && kill "$(cat "$WORK/dnsmasq.pid")" 2>/dev/null || true
+    if [ -f "$WORK/dnsmasq.pid" ]; then kill "$(cat "$WORK/dnsmasq.pid")" 2>/dev/null || true; fi
     ip netns del "$VM" 2>/dev/null || true
     ip netns del "$SRV" 2>/dev/null || true
     rm -rf "$WORK"
@@ -107,6 +108,7 @@ ip link set lo up
 dbus-daemon --system --fork --nopidfile --print-pid >"$WORK/dbus.pid"
 SYSTEMD_LOG_LEVEL=debug /usr/lib/systemd/systemd-networkd >"$WORK/networkd.log" 2>&1 &
 NETWORKD=$!
+# shellcheck disable=SC2317 # a trap handler
 finish() {
   local rc=$?
   kill "$NETWORKD" 2>/dev/null || true
@@ -188,6 +190,7 @@ start=$(date +%s.%N)
 "$BIN" --metadata "$DOC" 2>&1 | tee "$WORK/run3.log"
 grep -q "wrote /run/systemd/network/10-hcloud-private-860000000003.network" "$WORK/run3.log" || fail "no file for the attached NIC"
 grep -q "asked systemd-networkd to reload" "$WORK/run3.log" || fail "no reload after attach"
+# shellcheck disable=SC2016 # expanded by the inner bash
 wait_for "attached NIC has its IP and both alias IPs" 20 bash -c 'a=$(ip -4 addr show dev priv1); for ip in 192.168.100.2 192.168.100.3 192.168.100.4; do grep -q "inet $ip/32" <<<"$a" || exit 1; done'
 wait_for "attached NIC routes its network via 192.168.100.1" 20 has "^192\.168\.100\.0/24 via 192\.168\.100\.1 .*onlink" ip -4 route show dev priv1
 end=$(date +%s.%N)
