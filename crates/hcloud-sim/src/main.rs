@@ -1,0 +1,209 @@
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use hcloud_sim::image::{self, Guest};
+use hcloud_sim::report;
+use hcloud_sim::scenario;
+use hcloud_sim::sim::{self, Options, Sim};
+use hcloud_sim::vm::Accel;
+
+/// A simulated Hetzner Cloud server on this machine (network namespace, DHCP, fake metadata
+/// service, QEMU with Debian and the hcloud agents). Needs root.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Name of the simulated server (namespace hsim-<name>, state in /var/lib/hcloud-sim/<name>).
+    #[arg(long, global = true, default_value = "try")]
+    name: String,
+    /// The workspace (for systemd/ and the static build); default: found from the current directory.
+    #[arg(long, global = true)]
+    workspace: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build (or find in the cache) the Debian guest image.
+    Image {
+        /// Debian mirror for debootstrap.
+        #[arg(long)]
+        mirror: Option<String>,
+    },
+    /// Boot a simulated server from a scenario file, print what it configured and how to log in.
+    Up {
+        /// Scenario file (docs/scenario.md); default: crates/hcloud-sim/scenarios/try.yaml.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+        /// tcg (default, works everywhere) or kvm.
+        #[arg(long, value_enum, default_value = "tcg")]
+        accel: Accel,
+        /// Boot Debian's cloud-init (Hetzner datasource) instead of the agents.
+        #[arg(long)]
+        cloud_init: bool,
+        #[arg(long, default_value_t = 1024)]
+        memory: u32,
+        #[arg(long, default_value_t = 1)]
+        cpus: u32,
+        /// Seconds to wait for the first SSH login.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+        #[arg(long)]
+        mirror: Option<String>,
+    },
+    /// Log in to the simulated server as root (or run a command there).
+    Ssh {
+        #[arg(trailing_var_arg = true)]
+        command: Vec<String>,
+    },
+    /// Print hostname, addresses, routes, unit states and boot timings again.
+    Report,
+    /// Stop the simulated server and remove its network (keeps disk and logs unless --purge).
+    Down {
+        #[arg(long)]
+        purge: bool,
+    },
+}
+
+fn find_workspace(start: &Path) -> Result<PathBuf> {
+    let mut dir = start
+        .canonicalize()
+        .with_context(|| format!("resolving {}", start.display()))?;
+    loop {
+        let manifest = dir.join("Cargo.toml");
+        if manifest.is_file()
+            && std::fs::read_to_string(&manifest)
+                .unwrap_or_default()
+                .contains("[workspace]")
+        {
+            return Ok(dir);
+        }
+        if !dir.pop() {
+            bail!(
+                "{} is not inside the hcloud agents workspace: pass --workspace",
+                start.display()
+            );
+        }
+    }
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("hcloud-sim: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let workspace = match &cli.workspace {
+        Some(w) => w.clone(),
+        None => find_workspace(Path::new("."))?,
+    };
+    let mut opts = Options::new(&cli.name, &workspace);
+    sim::check_name(&cli.name)?;
+    match cli.command {
+        Cmd::Image { mirror } => {
+            sim::check_host()?;
+            let dir = image::ensure_rootfs(&opts.cache, mirror.as_deref())?;
+            println!("{}", dir.display());
+        }
+        Cmd::Up {
+            scenario: file,
+            accel,
+            cloud_init,
+            memory,
+            cpus,
+            timeout,
+            mirror,
+        } => {
+            sim::check_host()?;
+            let file =
+                file.unwrap_or_else(|| workspace.join("crates/hcloud-sim/scenarios/try.yaml"));
+            let (mut value, _) = scenario::load(&file)?;
+            opts.accel = accel;
+            opts.memory_mb = memory;
+            opts.cpus = cpus;
+            opts.mirror = mirror;
+            opts.guest = if cloud_init {
+                Guest::CloudInit
+            } else {
+                Guest::Agents
+            };
+            sim::teardown(&opts)?;
+            let dir = Sim::state_dir(&opts);
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let key = dir.join("id_ed25519");
+            let public = sim::ensure_key(&key, &format!("hcloud-sim-{}", cli.name))?;
+            let keys = value["server"]["public_keys"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let mut keys: Vec<serde_json::Value> =
+                keys.into_iter().filter(|k| k != public.as_str()).collect();
+            keys.push(public.into());
+            value["server"]["public_keys"] = keys.into();
+            let mut s = Sim::new(opts, value)?;
+            eprintln!("hcloud-sim: preparing the disk of {:?}", s.server.name);
+            s.prepare_disk()?;
+            eprintln!(
+                "hcloud-sim: booting server {} ({:?}) under {accel:?}; serial console in {}",
+                s.server.id,
+                s.server.name,
+                s.serial_log().display()
+            );
+            s.boot()?;
+            let t = match s.wait_ssh(&key, Duration::from_secs(timeout)) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("{}", s.diagnostics(None));
+                    return Err(e);
+                }
+            };
+            let r = report::gather(&s, &key, Some(t))?;
+            print!("{}", r.render());
+            println!(
+                "\nlog in:   sudo ip netns exec {} ssh -i {} root@{}",
+                s.ns,
+                key.display(),
+                s.server.ssh_address()?
+            );
+            println!("   or:   sudo scripts/sim ssh");
+            println!("tear down: sudo scripts/sim down");
+        }
+        Cmd::Ssh { command } => {
+            let s = Sim::open(opts)?;
+            let remote = if command.is_empty() {
+                String::new()
+            } else {
+                command.join(" ")
+            };
+            let mut c = s.ssh_command(&s.key_path(), &remote)?;
+            if command.is_empty() {
+                // Interactive: drop BatchMode's "--" remote command.
+                let args: Vec<_> = c.get_args().map(|a| a.to_owned()).collect();
+                let keep = args.len() - 2;
+                c = std::process::Command::new("ip");
+                c.args(&args[..keep]).arg("-t");
+            }
+            use std::os::unix::process::CommandExt;
+            let err = c.exec();
+            bail!("running ssh: {err}");
+        }
+        Cmd::Report => {
+            let s = Sim::open(opts)?;
+            let r = report::gather(&s, &s.key_path(), None)?;
+            print!("{}", r.render());
+        }
+        Cmd::Down { purge } => {
+            if purge {
+                sim::purge(&opts)?;
+            } else {
+                sim::teardown(&opts)?;
+            }
+            println!("simulated server {:?} stopped", cli.name);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,322 @@
+//! QEMU: the server's hardware (SMBIOS, NICs with Hetzner's MAC prefixes and PCI slots, a
+//! virtio disk), direct kernel boot with a serial console, and the QMP monitor for NIC hotplug.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use crate::net;
+use crate::scenario::{PrivateNetwork, Server};
+
+/// TCG works everywhere; KVM is much faster where it works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Accel {
+    Tcg,
+    Kvm,
+}
+
+#[derive(Debug, Clone)]
+pub struct VmSpec {
+    pub name: String,
+    pub accel: Accel,
+    pub memory_mb: u32,
+    pub cpus: u32,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub disk: PathBuf,
+    pub serial_log: PathBuf,
+    pub qmp_socket: PathBuf,
+    pub pid_file: PathBuf,
+}
+
+/// The public NIC sits in PCI slot 3 (`ens3`), private NIC N in slot 9+N (`ens10`, `ens11`, ...),
+/// as on Hetzner Cloud.
+pub fn private_slot(interface_num: u32) -> u32 {
+    9 + interface_num
+}
+
+pub fn private_device_id(interface_num: u32) -> String {
+    format!("nic-p{interface_num}")
+}
+
+fn private_netdev_id(interface_num: u32) -> String {
+    format!("net-p{interface_num}")
+}
+
+/// The `-device` properties of a private NIC (also used for hotplug).
+fn private_device(p: &PrivateNetwork) -> Value {
+    json!({
+        "driver": "virtio-net-pci",
+        "id": private_device_id(p.interface_num),
+        "netdev": private_netdev_id(p.interface_num),
+        "mac": p.mac_address.to_ascii_lowercase(),
+        "host_mtu": net::PRIVATE_MTU,
+        "addr": format!("0x{:x}", private_slot(p.interface_num)),
+    })
+}
+
+fn device_arg(v: &Value) -> String {
+    let obj = v.as_object().expect("device properties are an object");
+    let driver = obj["driver"].as_str().unwrap_or_default();
+    let mut s = driver.to_string();
+    for (k, val) in obj {
+        if k == "driver" {
+            continue;
+        }
+        let val = match val {
+            Value::String(x) => x.clone(),
+            other => other.to_string(),
+        };
+        s.push_str(&format!(",{k}={val}"));
+    }
+    s
+}
+
+/// The QEMU command line (without the program).
+pub fn qemu_args(spec: &VmSpec, server: &Server) -> Vec<String> {
+    let accel = match spec.accel {
+        Accel::Tcg => "tcg",
+        Accel::Kvm => "kvm",
+    };
+    let mut a: Vec<String> = vec![
+        "-name".into(),
+        spec.name.clone(),
+        "-machine".into(),
+        format!("pc,accel={accel}"),
+        "-cpu".into(),
+        if spec.accel == Accel::Kvm {
+            "host".into()
+        } else {
+            "max".into()
+        },
+        "-m".into(),
+        spec.memory_mb.to_string(),
+        "-smp".into(),
+        spec.cpus.to_string(),
+        "-nodefaults".into(),
+        "-display".into(),
+        "none".into(),
+        "-smbios".into(),
+        format!(
+            "type=1,manufacturer=Hetzner,product=vServer,serial={}",
+            server.id
+        ),
+        "-kernel".into(),
+        spec.kernel.display().to_string(),
+        "-initrd".into(),
+        spec.initrd.display().to_string(),
+        "-append".into(),
+        "root=/dev/vda rw console=ttyS0,115200 net.ifnames=1 systemd.journald.forward_to_console=1"
+            .into(),
+        "-drive".into(),
+        format!(
+            "file={},format=raw,if=virtio,cache=unsafe",
+            spec.disk.display()
+        ),
+        "-device".into(),
+        "virtio-rng-pci".into(),
+        "-serial".into(),
+        format!("file:{}", spec.serial_log.display()),
+        "-qmp".into(),
+        format!("unix:{},server=on,wait=off", spec.qmp_socket.display()),
+        "-pidfile".into(),
+        spec.pid_file.display().to_string(),
+        "-daemonize".into(),
+    ];
+    if server.has_public_nic() {
+        let mac = server
+            .public_mac
+            .clone()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        a.push("-netdev".into());
+        a.push(format!(
+            "tap,id=net-pub,ifname={},script=no,downscript=no",
+            net::tap_public()
+        ));
+        a.push("-device".into());
+        a.push(format!(
+            "virtio-net-pci,netdev=net-pub,mac={mac},addr=0x3,id=nic-pub"
+        ));
+    }
+    let mut privs: Vec<&PrivateNetwork> = server.private_networks.iter().collect();
+    privs.sort_by_key(|p| p.interface_num);
+    for p in privs {
+        a.push("-netdev".into());
+        a.push(format!(
+            "tap,id={},ifname={},script=no,downscript=no",
+            private_netdev_id(p.interface_num),
+            net::tap_private(p.interface_num)
+        ));
+        a.push("-device".into());
+        a.push(device_arg(&private_device(p)));
+    }
+    a
+}
+
+/// Starts QEMU inside the namespace (it daemonizes once the VM is created).
+pub fn start(ns: &str, spec: &VmSpec, server: &Server) -> Result<()> {
+    let mut c: Vec<String> = ["ip", "netns", "exec", ns, "qemu-system-x86_64"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    c.extend(qemu_args(spec, server));
+    net::run(&c).context("starting QEMU (package qemu-system-x86)")?;
+    Ok(())
+}
+
+/// A QMP connection.
+pub struct Qmp {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+    /// Events seen while waiting for replies.
+    pub events: Vec<Value>,
+}
+
+impl Qmp {
+    pub fn connect(socket: &Path) -> Result<Qmp> {
+        let stream = UnixStream::connect(socket)
+            .with_context(|| format!("connecting to the QEMU monitor {}", socket.display()))?;
+        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+        let writer = stream.try_clone()?;
+        let mut q = Qmp {
+            reader: BufReader::new(stream),
+            writer,
+            events: Vec::new(),
+        };
+        let greeting = q.read()?;
+        if greeting.get("QMP").is_none() {
+            bail!(
+                "QEMU monitor {}: unexpected greeting {greeting}",
+                socket.display()
+            );
+        }
+        q.execute("qmp_capabilities", json!({}))?;
+        Ok(q)
+    }
+
+    fn read(&mut self) -> Result<Value> {
+        let mut line = String::new();
+        let n = self
+            .reader
+            .read_line(&mut line)
+            .context("reading from the QEMU monitor")?;
+        if n == 0 {
+            bail!("the QEMU monitor closed the connection");
+        }
+        serde_json::from_str(&line).with_context(|| format!("QEMU monitor sent {line:?}"))
+    }
+
+    /// Runs a command and returns its `return` value.
+    pub fn execute(&mut self, command: &str, arguments: Value) -> Result<Value> {
+        let msg = json!({"execute": command, "arguments": arguments});
+        self.writer
+            .write_all(format!("{msg}\n").as_bytes())
+            .context("writing to the QEMU monitor")?;
+        loop {
+            let v = self.read()?;
+            if let Some(r) = v.get("return") {
+                return Ok(r.clone());
+            }
+            if let Some(e) = v.get("error") {
+                bail!("QEMU monitor: {command} failed: {e}");
+            }
+            self.events.push(v);
+        }
+    }
+
+    /// Waits for an event (e.g. DEVICE_DELETED of a device id).
+    pub fn wait_event(&mut self, name: &str, device: &str, timeout: Duration) -> Result<()> {
+        let matches = |v: &Value| {
+            v["event"] == name
+                && (v["data"]["device"] == device
+                    || v["data"]["path"]
+                        .as_str()
+                        .is_some_and(|p| p.ends_with(device)))
+        };
+        if self.events.iter().any(matches) {
+            return Ok(());
+        }
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            match self.read() {
+                Ok(v) if matches(&v) => return Ok(()),
+                Ok(v) => self.events.push(v),
+                Err(e) => return Err(e).context(format!("waiting for {name} of {device}")),
+            }
+        }
+        bail!("no {name} event for {device} within {timeout:?}")
+    }
+}
+
+/// Hot-plugs a private NIC (its tap must exist in the namespace).
+pub fn attach_private(qmp: &mut Qmp, p: &PrivateNetwork) -> Result<()> {
+    qmp.execute(
+        "netdev_add",
+        json!({
+            "type": "tap",
+            "id": private_netdev_id(p.interface_num),
+            "ifname": net::tap_private(p.interface_num),
+            "script": "no",
+            "downscript": "no",
+        }),
+    )?;
+    qmp.execute("device_add", private_device(p))?;
+    Ok(())
+}
+
+/// Unplugs a private NIC: asks the guest to release it (ACPI) and waits until it did.
+pub fn detach_private(qmp: &mut Qmp, p: &PrivateNetwork) -> Result<()> {
+    let id = private_device_id(p.interface_num);
+    qmp.execute("device_del", json!({"id": id}))?;
+    qmp.wait_event("DEVICE_DELETED", &id, Duration::from_secs(120))
+        .context("the guest did not release the NIC")?;
+    qmp.execute(
+        "netdev_del",
+        json!({"id": private_netdev_id(p.interface_num)}),
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario;
+
+    #[test]
+    fn hardware_looks_like_a_hetzner_server() {
+        let (_, s) = scenario::parse(
+            "server:\n  id: 4242\n  name: a\n  public_mac: \"96:00:00:00:00:AA\"\n  public_ipv4: 203.0.113.10\n  private_networks:\n    - ip: 10.0.0.2\n      interface_num: 1\n      mac_address: \"86:00:00:00:00:01\"\n      network: 10.0.0.0/16\n      gateway: 10.0.0.1\n",
+        )
+        .unwrap();
+        let spec = VmSpec {
+            name: "a".into(),
+            accel: Accel::Tcg,
+            memory_mb: 1024,
+            cpus: 1,
+            kernel: "/k".into(),
+            initrd: "/i".into(),
+            disk: "/d".into(),
+            serial_log: "/s".into(),
+            qmp_socket: "/q".into(),
+            pid_file: "/p".into(),
+        };
+        let a = qemu_args(&spec, &s).join(" ");
+        assert!(
+            a.contains("-smbios type=1,manufacturer=Hetzner,product=vServer,serial=4242"),
+            "{a}"
+        );
+        assert!(a.contains("-machine pc,accel=tcg"), "{a}");
+        assert!(
+            a.contains("virtio-net-pci,netdev=net-pub,mac=96:00:00:00:00:aa,addr=0x3"),
+            "{a}"
+        );
+        assert!(a.contains("mac=86:00:00:00:00:01"), "{a}");
+        assert!(a.contains("host_mtu=1450"), "{a}");
+        assert!(a.contains("addr=0xa"), "{a}");
+    }
+}

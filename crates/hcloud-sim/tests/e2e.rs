@@ -1,0 +1,633 @@
+//! End-to-end scenarios: a simulated Hetzner server boots Debian in QEMU with the agents (or
+//! cloud-init) and is checked from the host the way a user would check it. Needs root, QEMU,
+//! dnsmasq and debootstrap (scripts/install-deps) and the static build (scripts/test builds it
+//! before nextest runs). Missing pieces fail the test with what to do; nothing is skipped.
+//!
+//! Set HCLOUD_SIM_ACCEL=kvm to use KVM, HCLOUD_SIM_KEEP=1 to keep disks and logs.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hcloud_sim::image::Guest;
+use hcloud_sim::report;
+use hcloud_sim::scenario::{self, ScenarioValue};
+use hcloud_sim::sim::{self, Options, Sim};
+use hcloud_sim::vm::Accel;
+use serde_json::{Value, json};
+
+const BOOT_TIMEOUT: Duration = Duration::from_secs(420);
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// The five agents and their units: every one must be installed and active after boot.
+const UNITS: &[&str] = &[
+    "hcloud-dl-metadata.service",
+    "hcloud-dl-userdata.service",
+    "hcloud-hostname.service",
+    "hcloud-ssh-keys.service",
+    "hcloud-network.service",
+];
+
+const USERDATA: &str = "#cloud-config\n# user data of the simulated server\nruncmd: [echo hello]\n";
+
+fn private(num: u32, ip: &str, alias: &[&str], net: &str, gw: &str) -> Value {
+    json!({
+        "ip": ip,
+        "alias_ips": alias,
+        "interface_num": num,
+        "mac_address": format!("86:00:00:00:00:{num:02x}"),
+        "network_id": 1000 + num,
+        "network_name": format!("net{num}"),
+        "network": net,
+        "subnet": net,
+        "gateway": gw,
+    })
+}
+
+fn dual_stack(id: u64, name: &str, key: &str) -> ScenarioValue {
+    json!({
+        "server": {
+            "id": id,
+            "name": name,
+            "region": "eu-central",
+            "availability_zone": "nbg1-dc3",
+            "public_mac": "96:00:00:ab:cd:ef",
+            "public_ipv4": "203.0.113.10",
+            "public_ipv6": "2001:db8:1234:5678::/64",
+            "public_keys": [key],
+            "private_networks": [private(1, "10.0.0.2", &["10.0.0.3"], "10.0.0.0/16", "10.0.0.1")],
+            "userdata": USERDATA,
+        }
+    })
+}
+
+/// A running simulated server; prints diagnostics when the test fails and tears down.
+struct Vm {
+    sim: Sim,
+    key: PathBuf,
+    started: Instant,
+}
+
+impl Vm {
+    fn options(name: &str, guest: Guest) -> Options {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "the end-to-end tests need root (netns, bridges, taps): run `sudo scripts/test`"
+        );
+        if let Err(e) = sim::check_host() {
+            panic!("{e:#}");
+        }
+        let mut o = Options::new(name, &workspace());
+        o.guest = guest;
+        if std::env::var("HCLOUD_SIM_ACCEL").as_deref() == Ok("kvm") {
+            o.accel = Accel::Kvm;
+        }
+        o
+    }
+
+    /// A fresh key pair in the server's state directory.
+    fn key(opts: &Options, file: &str) -> (PathBuf, String) {
+        let dir = Sim::state_dir(opts);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(file);
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(path.with_extension("pub"));
+        let public = sim::ensure_key(&path, &format!("{}-{file}", opts.name)).unwrap();
+        (path, public)
+    }
+
+    /// Prepares the disk and boots; `scenario` gets the key from `make`.
+    fn boot(opts: Options, make: impl FnOnce(&str) -> ScenarioValue) -> Vm {
+        sim::purge(&opts).unwrap();
+        let (key, public) = Vm::key(&opts, "id_ed25519");
+        let value = make(&public);
+        let sim = Sim::new(opts, value).unwrap();
+        let mut vm = Vm {
+            sim,
+            key,
+            started: Instant::now(),
+        };
+        let t = Instant::now();
+        vm.sim
+            .prepare_disk()
+            .unwrap_or_else(|e| panic!("preparing the disk: {e:#}"));
+        eprintln!("disk ready in {:.1} s", t.elapsed().as_secs_f64());
+        vm.start();
+        vm
+    }
+
+    fn start(&mut self) {
+        self.sim.boot().unwrap_or_else(|e| panic!("booting: {e:#}"));
+        self.started = Instant::now();
+    }
+
+    fn wait_ssh(&self) -> Duration {
+        match self.sim.wait_ssh(&self.key, BOOT_TIMEOUT) {
+            Ok(t) => {
+                eprintln!(
+                    "first SSH login {:.1} s after QEMU started",
+                    t.as_secs_f64()
+                );
+                t
+            }
+            Err(e) => panic!("{e:#}"),
+        }
+    }
+
+    fn sh(&self, cmd: &str) -> String {
+        self.sim
+            .ssh_ok(&self.key, cmd)
+            .unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    /// Waits until `cmd` succeeds in the guest (hotplug and similar asynchronous changes).
+    fn eventually(&self, what: &str, cmd: &str, timeout: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let out = self.sim.ssh(&self.key, cmd).unwrap();
+            if out.status.success() {
+                eprintln!("{what}: after {:.1} s", start.elapsed().as_secs_f64());
+                return String::from_utf8_lossy(&out.stdout).into_owned();
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "{what}: `{cmd}` still fails after {timeout:?}: {}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    }
+
+    /// The interface name of the NIC with this MAC.
+    fn ifname(&self, mac: &str) -> String {
+        let out = self.sh(&format!(
+            "for i in /sys/class/net/*; do [ \"$(cat $i/address)\" = {mac} ] && basename $i; done; true"
+        ));
+        let name = out.trim().to_string();
+        assert!(!name.is_empty(), "no interface with MAC {mac} in the guest");
+        name
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "\n######## diagnostics of {:?}\n{}",
+                self.sim.opts.name,
+                self.sim.diagnostics(Some(&self.key))
+            );
+        }
+        let keep = std::env::var_os("HCLOUD_SIM_KEEP").is_some();
+        let r = if keep {
+            sim::teardown(&self.sim.opts)
+        } else {
+            sim::purge(&self.sim.opts)
+        };
+        if let Err(e) = r {
+            eprintln!("teardown of {:?}: {e:#}", self.sim.opts.name);
+        }
+    }
+}
+
+fn assert_contains(haystack: &str, needle: &str, what: &str) {
+    assert!(
+        haystack.contains(needle),
+        "{what}: expected {needle:?} in:\n{haystack}"
+    );
+}
+
+fn assert_lacks(haystack: &str, needle: &str, what: &str) {
+    assert!(
+        !haystack.contains(needle),
+        "{what}: did not expect {needle:?} in:\n{haystack}"
+    );
+}
+
+/// Every hcloud unit active, nothing failed, the DMI identity as on Hetzner.
+fn check_units(vm: &Vm) {
+    for u in UNITS {
+        let state = vm
+            .sim
+            .ssh(&vm.key, &format!("systemctl is-active {u}"))
+            .unwrap();
+        let s = String::from_utf8_lossy(&state.stdout).trim().to_string();
+        assert_eq!(
+            s,
+            "active",
+            "{u} is {s}:\n{}",
+            vm.sh(&format!("systemctl status --no-pager {u} || true"))
+        );
+    }
+    let failed = vm.sh("systemctl --failed --plain --no-legend --no-pager");
+    assert!(failed.trim().is_empty(), "failed units:\n{failed}");
+}
+
+fn check_identity(vm: &Vm, id: u64) {
+    assert_eq!(vm.sh("cat /sys/class/dmi/id/sys_vendor").trim(), "Hetzner");
+    assert_eq!(
+        vm.sh("cat /sys/class/dmi/id/product_serial").trim(),
+        id.to_string()
+    );
+}
+
+/// The document and the user data on disk, with their modes.
+fn check_files(vm: &Vm, id: u64, name: &str, key: &str, userdata: Option<&str>) -> Value {
+    let mode = vm.sh("stat -c %a /etc/hcloud-metadata.json");
+    assert_eq!(mode.trim(), "644", "mode of /etc/hcloud-metadata.json");
+    let doc: Value = serde_json::from_str(&vm.sh("cat /etc/hcloud-metadata.json"))
+        .expect("the document is JSON");
+    assert_eq!(doc["instance_id"], json!(id), "{doc:#}");
+    assert_eq!(doc["hostname"], json!(name), "{doc:#}");
+    let keys = doc["ssh_keys"].as_array().cloned().unwrap_or_default();
+    assert!(keys.iter().any(|k| k.as_str() == Some(key)), "{doc:#}");
+    if let Some(ud) = userdata {
+        assert_eq!(
+            vm.sh("stat -c %a /etc/hcloud-userdata").trim(),
+            "600",
+            "mode of /etc/hcloud-userdata"
+        );
+        assert_eq!(
+            vm.sh("cat /etc/hcloud-userdata"),
+            ud,
+            "content of /etc/hcloud-userdata"
+        );
+    }
+    doc
+}
+
+fn check_hostname(vm: &Vm, name: &str) {
+    assert_eq!(vm.sh("hostname").trim(), name, "hostname");
+    assert_eq!(
+        vm.sh("hostnamectl hostname").trim(),
+        name,
+        "hostnamectl hostname"
+    );
+}
+
+fn ping(vm: &Vm, addr: &str) {
+    vm.sh(&format!("ping -c 2 -W 5 {addr}"));
+}
+
+/// The public link of a dual-stack server: /32 with 172.31.1.1 on-link, the /64's ::1 with fe80::1.
+fn check_public(vm: &Vm, v4: Option<&str>, v6: Option<&str>) {
+    let nic = vm.ifname("96:00:00:ab:cd:ef");
+    let a4 = vm.sh(&format!("ip -4 -o addr show dev {nic}"));
+    let a6 = vm.sh(&format!("ip -6 -o addr show dev {nic} scope global"));
+    let r4 = vm.sh("ip -4 route");
+    let r6 = vm.sh("ip -6 route");
+    match v4 {
+        Some(ip) => {
+            assert_contains(&a4, &format!("{ip}/32"), "public IPv4 (a /32)");
+            assert_contains(
+                &r4,
+                &format!("default via 172.31.1.1 dev {nic}"),
+                "IPv4 default route",
+            );
+            ping(vm, "172.31.1.1");
+            ping(vm, "185.12.64.1");
+        }
+        None => assert_lacks(
+            &r4,
+            "default via 172.31.1.1",
+            "no IPv4 default route without a public IPv4",
+        ),
+    }
+    match v6 {
+        Some(ip) => {
+            assert_contains(&a6, &format!("{ip}/64"), "public IPv6");
+            assert_contains(
+                &r6,
+                &format!("default via fe80::1 dev {nic}"),
+                "IPv6 default route",
+            );
+            ping(vm, "2a01:4ff:ff00::add:1");
+        }
+        None => assert!(a6.trim().is_empty(), "no global IPv6 expected: {a6}"),
+    }
+}
+
+/// A private network: its IP (and aliases) as /32, MTU 1450, the route via the gateway, the
+/// other host of the range reachable.
+fn check_private(vm: &Vm, mac: &str, ip: &str, alias: &[&str], net: &str, gw: &str, peer: &str) {
+    let nic = vm.ifname(mac);
+    let addrs = vm.sh(&format!("ip -4 -o addr show dev {nic}"));
+    assert_contains(&addrs, &format!("{ip}/32"), "private IP");
+    for a in alias {
+        assert_contains(&addrs, a, "alias IP");
+    }
+    assert_contains(
+        &vm.sh(&format!("cat /sys/class/net/{nic}/mtu")),
+        "1450",
+        "private MTU",
+    );
+    let routes = vm.sh(&format!("ip -4 route show dev {nic}"));
+    assert_contains(
+        &routes,
+        &format!("{net} via {gw}"),
+        "route to the private network",
+    );
+    ping(vm, peer);
+}
+
+fn print_timings(vm: &Vm, t: Duration) {
+    let r = report::gather(&vm.sim, &vm.key, Some(t)).unwrap();
+    eprintln!("{}", r.render());
+    eprintln!(
+        "{}",
+        vm.sh("systemd-analyze security --no-pager 'hcloud-*' 2>&1 | tail -n 20 || true")
+    );
+}
+
+#[test]
+fn s1_dual_stack_private_network_and_userdata() {
+    let opts = Vm::options("e2e-dual", Guest::Agents);
+    let vm = Vm::boot(opts, |key| dual_stack(48151623, "app-7", key));
+    let t = vm.wait_ssh();
+    let public = scenario::server_of(&vm.sim.scenario).unwrap().public_keys[0].clone();
+    check_identity(&vm, 48151623);
+    check_units(&vm);
+    check_hostname(&vm, "app-7");
+    let doc = check_files(&vm, 48151623, "app-7", &public, Some(USERDATA));
+    assert_eq!(doc["network"]["ipv4_address"], json!("203.0.113.10"));
+    check_public(&vm, Some("203.0.113.10"), Some("2001:db8:1234:5678::1"));
+    check_private(
+        &vm,
+        "86:00:00:00:00:01",
+        "10.0.0.2",
+        &["10.0.0.3"],
+        "10.0.0.0/16",
+        "10.0.0.1",
+        "10.0.255.254",
+    );
+    let security = vm.sh("systemd-analyze security --no-pager 2>&1 || true");
+    for u in UNITS {
+        assert_contains(&security, u, "systemd-analyze security lists the unit");
+    }
+    print_timings(&vm, t);
+}
+
+#[test]
+fn s2a_ipv6_only_server() {
+    let opts = Vm::options("e2e-v6only", Guest::Agents);
+    let vm = Vm::boot(opts, |key| {
+        let mut v = dual_stack(48151624, "v6-only", key);
+        v["server"]["public_ipv4"] = Value::Null;
+        v["server"]["private_networks"] = json!([]);
+        v
+    });
+    let t = vm.wait_ssh();
+    let public = scenario::server_of(&vm.sim.scenario).unwrap().public_keys[0].clone();
+    check_units(&vm);
+    check_hostname(&vm, "v6-only");
+    let doc = check_files(&vm, 48151624, "v6-only", &public, Some(USERDATA));
+    assert_eq!(doc["network"]["ipv4_address"], Value::Null, "{doc:#}");
+    check_public(&vm, None, Some("2001:db8:1234:5678::1"));
+    print_timings(&vm, t);
+}
+
+#[test]
+fn s2b_private_network_only_server() {
+    let opts = Vm::options("e2e-private", Guest::Agents);
+    let vm = Vm::boot(opts, |key| {
+        let mut v = dual_stack(48151625, "private-only", key);
+        v["server"]["public_ipv4"] = Value::Null;
+        v["server"]["public_ipv6"] = Value::Null;
+        v["server"]["public_mac"] = Value::Null;
+        v
+    });
+    let t = vm.wait_ssh();
+    let public = scenario::server_of(&vm.sim.scenario).unwrap().public_keys[0].clone();
+    check_units(&vm);
+    check_hostname(&vm, "private-only");
+    let doc = check_files(&vm, 48151625, "private-only", &public, Some(USERDATA));
+    assert_eq!(doc["network"]["mac_address"], Value::Null, "{doc:#}");
+    check_private(
+        &vm,
+        "86:00:00:00:00:01",
+        "10.0.0.2",
+        &["10.0.0.3"],
+        "10.0.0.0/16",
+        "10.0.0.1",
+        "10.0.255.254",
+    );
+    print_timings(&vm, t);
+}
+
+#[test]
+fn s3_hotplug_attach_and_detach_a_private_network() {
+    let opts = Vm::options("e2e-hotplug", Guest::Agents);
+    let mut vm = Vm::boot(opts, |key| dual_stack(48151626, "hotplug", key));
+    vm.wait_ssh();
+    check_units(&vm);
+    let first = (
+        "86:00:00:00:00:01",
+        "10.0.0.2",
+        "10.0.0.0/16",
+        "10.0.0.1",
+        "10.0.255.254",
+    );
+    check_private(
+        &vm,
+        first.0,
+        first.1,
+        &["10.0.0.3"],
+        first.2,
+        first.3,
+        first.4,
+    );
+
+    let second = private(2, "10.1.0.5", &[], "10.1.0.0/16", "10.1.0.1");
+    let mut with = vm.sim.scenario.clone();
+    with["server"]["private_networks"]
+        .as_array_mut()
+        .unwrap()
+        .push(second.clone());
+    let p2 = scenario::server_of(&with).unwrap().private_networks[1].clone();
+    let without = vm.sim.scenario.clone();
+    vm.sim
+        .attach_private(&p2, with)
+        .unwrap_or_else(|e| panic!("attach: {e:#}"));
+    vm.eventually(
+        "attached network configured",
+        "ip -4 -o addr | grep -q ' 10.1.0.5/32' && ip -4 route | grep -q '10.1.0.0/16 via 10.1.0.1'",
+        Duration::from_secs(180),
+    );
+    check_private(
+        &vm,
+        "86:00:00:00:00:02",
+        "10.1.0.5",
+        &[],
+        "10.1.0.0/16",
+        "10.1.0.1",
+        "10.1.255.254",
+    );
+    check_private(
+        &vm,
+        first.0,
+        first.1,
+        &["10.0.0.3"],
+        first.2,
+        first.3,
+        first.4,
+    );
+    let doc: Value = serde_json::from_str(&vm.sh("cat /etc/hcloud-metadata.json")).unwrap();
+    assert_eq!(
+        doc["network"]["private"].as_array().map(Vec::len),
+        Some(2),
+        "{doc:#}"
+    );
+
+    vm.sim
+        .detach_private(&p2, without)
+        .unwrap_or_else(|e| panic!("detach: {e:#}"));
+    vm.eventually(
+        "detached network's configuration removed",
+        "! ip -4 -o addr | grep -q ' 10.1.0.5/' && ! ip -4 route | grep -q '10.1.0.0/16' && ! grep -rqi '86:00:00:00:00:02' /run/systemd/network/",
+        Duration::from_secs(180),
+    );
+    vm.eventually(
+        "document without the detached network",
+        "grep -q 10.0.0.2 /etc/hcloud-metadata.json && ! grep -q 10.1.0.5 /etc/hcloud-metadata.json",
+        Duration::from_secs(120),
+    );
+    check_private(
+        &vm,
+        first.0,
+        first.1,
+        &["10.0.0.3"],
+        first.2,
+        first.3,
+        first.4,
+    );
+    check_units(&vm);
+}
+
+#[test]
+fn s4_snapshot_clone_follows_the_new_server() {
+    let opts = Vm::options("e2e-clone", Guest::Agents);
+    let mut vm = Vm::boot(opts, |key| dual_stack(48151627, "original", key));
+    vm.wait_ssh();
+    check_hostname(&vm, "original");
+    let old_key = vm.key.clone();
+    vm.sim.halt().unwrap();
+
+    // The same disk boots as another server: new id, name, key, addresses, private IP.
+    let (new_key, new_public) = Vm::key(&vm.sim.opts, "id_clone");
+    let mut clone = dual_stack(48151699, "clone", &new_public);
+    clone["server"]["public_ipv4"] = json!("203.0.113.20");
+    clone["server"]["public_ipv6"] = json!("2001:db8:aaaa:bbbb::/64");
+    clone["server"]["public_mac"] = json!("96:00:00:ab:cd:ef");
+    clone["server"]["private_networks"] =
+        json!([private(1, "10.0.0.7", &[], "10.0.0.0/16", "10.0.0.1")]);
+    vm.sim.set_scenario(clone).unwrap();
+    vm.key = new_key;
+    vm.start();
+    vm.wait_ssh();
+    check_identity(&vm, 48151699);
+    check_units(&vm);
+    check_hostname(&vm, "clone");
+    check_files(&vm, 48151699, "clone", &new_public, Some(USERDATA));
+    check_public(&vm, Some("203.0.113.20"), Some("2001:db8:aaaa:bbbb::1"));
+    let all = vm.sh("ip -o addr");
+    assert_lacks(&all, "2001:db8:1234:5678::1", "the old server's IPv6");
+    assert_lacks(&all, "203.0.113.10", "the old server's IPv4");
+    assert_lacks(&all, "10.0.0.2/", "the old server's private IP");
+    check_private(
+        &vm,
+        "86:00:00:00:00:01",
+        "10.0.0.7",
+        &[],
+        "10.0.0.0/16",
+        "10.0.0.1",
+        "10.0.255.254",
+    );
+    let old = vm.sim.ssh(&old_key, "true").unwrap();
+    assert!(
+        !old.status.success(),
+        "the original server's key still logs in to the clone"
+    );
+    let auth = vm.sh("cat /root/.ssh/authorized_keys");
+    assert_lacks(
+        &auth,
+        "e2e-clone-id_ed25519",
+        "the original server's key in authorized_keys",
+    );
+}
+
+#[test]
+fn s5_metadata_outage_at_boot() {
+    let opts = Vm::options("e2e-outage", Guest::Agents);
+    let fault = |secs: u64| json!([{"path": "*", "for_secs": secs, "status": 503}]);
+    let mut vm = Vm::boot(opts, |key| {
+        let mut v = dual_stack(48151628, "outage", key);
+        v["faults"] = fault(3600);
+        v
+    });
+    // The outage lasts 20 s from the moment the server's network is up.
+    vm.sim
+        .wait_dhcp_ack("pub", BOOT_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", vm.sim.diagnostics(None)));
+    let mut v = vm.sim.scenario.clone();
+    v["faults"] = fault(20);
+    vm.sim.set_scenario(v).unwrap();
+    vm.wait_ssh();
+    check_units(&vm);
+    check_hostname(&vm, "outage");
+    let public = scenario::server_of(&vm.sim.scenario).unwrap().public_keys[0].clone();
+    let before = check_files(&vm, 48151628, "outage", &public, Some(USERDATA));
+    let journal = vm.sh("journalctl -b --no-pager -u hcloud-dl-metadata");
+    assert_contains(&journal, "503", "the downloader met the outage and retried");
+
+    // Second boot of the same server: the service never answers within the budget.
+    vm.sim.halt().unwrap();
+    let mut v = vm.sim.scenario.clone();
+    v["faults"] = json!([{"path": "*", "status": 503}]);
+    vm.sim.set_scenario(v).unwrap();
+    vm.start();
+    vm.wait_ssh();
+    check_hostname(&vm, "outage");
+    let after: Value = serde_json::from_str(&vm.sh("cat /etc/hcloud-metadata.json")).unwrap();
+    assert_eq!(after, before, "the last good document is kept");
+    check_public(&vm, Some("203.0.113.10"), Some("2001:db8:1234:5678::1"));
+    eprintln!(
+        "{}",
+        vm.sh("systemctl status --no-pager 'hcloud-*' 2>&1 || true")
+    );
+}
+
+#[test]
+fn s6_cloud_init_peer_on_the_same_server() {
+    let opts = Vm::options("e2e-cloudinit", Guest::CloudInit);
+    let vm = Vm::boot(opts, |key| dual_stack(48151623, "app-7", key));
+    let t = vm.wait_ssh();
+    // cloud-init logged root in with the metadata key: the fake service served a real client.
+    check_identity(&vm, 48151623);
+    let r = report::gather(&vm.sim, &vm.key, Some(t)).unwrap();
+    eprintln!("{}", r.render());
+    let status = vm.sh("cloud-init status --long 2>&1 || true");
+    eprintln!("{status}");
+    assert_eq!(
+        vm.sh("hostname").trim(),
+        "app-7",
+        "cloud-init set the hostname"
+    );
+    let features = json!({
+        "hostname": vm.sh("hostname").trim() == "app-7",
+        "ssh_keys": true,
+        "ipv4": vm.sh("ip -4 -o addr").contains("203.0.113.10/32"),
+        "ipv6": vm.sh("ip -6 -o addr").contains("2001:db8:1234:5678::1/64"),
+        "private_network": vm.sh("ip -4 -o addr").contains("10.0.0.2/"),
+        "time_to_ssh_s": t.as_secs_f64(),
+        "boot": r.get("boot time").trim(),
+        "cloud_init_units_s": report::blame_sum(r.get("blame"), |u| u.starts_with("cloud-")),
+    });
+    eprintln!("cloud-init peer: {features:#}");
+}
