@@ -69,5 +69,11 @@ mkfs.ext4 -q -F -L "$root_label" "$(part 3)"
 mkdir -p "$mnt"
 mount "$(part 3)" "$mnt"
 mkdir -p "$mnt/efi"
-mount -o fmask=0077,dmask=0077 "$(part 2)" "$mnt/efi"
+if ! mount -t vfat -o fmask=0077,dmask=0077 "$(part 2)" "$mnt/efi"; then
+  # A kernel without FAT support (some containers): FUSE, if fusefat is there.
+  grep -qw vfat /proc/filesystems && die "mounting the ESP $(part 2) failed"
+  command -v fusefat >/dev/null || die "the kernel cannot mount FAT and fusefat is missing"
+  echo "disk.sh: the kernel has no FAT support; mounting the ESP with fusefat"
+  fusefat -o rw+,fsname="$(part 2)" "$(part 2)" "$mnt/efi" >/dev/null 2>&1 || die "fusefat could not mount the ESP $(part 2)"
+fi
 echo "disk.sh: $(part 3) mounted on $mnt, ESP $(part 2) on $mnt/efi"

@@ -530,9 +530,16 @@ pub fn stage(input: &StageInput, out: &Path) -> Result<Manifest> {
         });
     }
     entries.extend(units);
+    write_tree(input, &entries, out)
+}
+
+/// Write `entries` as the tree in `out` (replacing an older tree) with the manifest and the
+/// checksum list. [`stage`] checks the binaries first; this only copies and records.
+pub fn write_tree(input: &StageInput, entries: &[Entry], out: &Path) -> Result<Manifest> {
+    let names: BTreeSet<String> = input.binaries.keys().cloned().collect();
     prepare_out(out)?;
     let mut files = Vec::new();
-    for e in &entries {
+    for e in entries {
         let bytes =
             fs::read(&e.source).with_context(|| format!("reading {}", e.source.display()))?;
         let dest = out.join(&e.dest);
