@@ -1,0 +1,327 @@
+//! `hcloud-volumes`: the stock Hetzner images' volume automount, as a service instead of a
+//! `curl` inside udev. A udev rule starts `hcloud-volumes@<id>.service` when a volume with a
+//! filesystem appears; the service asks the metadata service's internal endpoint whether the
+//! user asked for automount, and if so records the volume in `/etc/fstab` (one line,
+//! `nofail,discard`, written atomically, never twice) and has systemd mount it at
+//! `/mnt/HC_Volume_<id>`. Unformatted volumes and volumes the user mounts elsewhere are left
+//! alone; nothing is ever unmounted.
+
+pub mod device;
+pub mod fstab;
+
+use std::fs::{self, File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use hcloud_metadata::fetch::{FetchConfig, FetchError, Fetcher, Rejection};
+use hcloud_metadata::{Root, WriteOptions, write_atomic};
+
+pub use device::{DeviceError, VolumeDevice, probe};
+
+/// Where fstab lives.
+pub const FSTAB: &str = "/etc/fstab";
+/// The lock that serializes fstab updates of volumes attached at the same time.
+pub const LOCK: &str = "/run/hcloud-volumes/fstab.lock";
+
+/// What one run decided; each is one log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The volume went away before the service ran.
+    NotAttached,
+    /// No filesystem on it: never touched.
+    Unformatted,
+    /// A signature that is not a mountable filesystem (LUKS, RAID member, swap...).
+    NotAFilesystem { usage: String, fs_type: String },
+    /// fstab mounts it elsewhere (the user's own line): left to the user.
+    RecordedElsewhere { line: usize, file: String },
+    /// Already recorded at `/mnt/HC_Volume_<id>` (a reattach or a reboot): mounted again.
+    AlreadyRecorded { line: usize },
+    /// The metadata service says automount was not requested (or its window has passed).
+    NotRequested,
+    /// Newly recorded in fstab and mounted.
+    Recorded {
+        mount_point: String,
+        fs_type: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    #[error("asking the metadata service whether volume {id} is to be mounted: {source}")]
+    Fetch {
+        id: u64,
+        #[source]
+        source: FetchError,
+    },
+    #[error("volume {id}: filesystem type {fs_type:?} from udev is not a plain name; not recorded")]
+    BadFsType { id: u64, fs_type: String },
+    #[error("{action} {path}: {error}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("writing {0}")]
+    Write(#[from] hcloud_metadata::atomic::WriteError),
+    #[error(
+        "volume {id} is recorded in /etc/fstab but systemd could not mount it ({command}): {detail}; see journalctl -u {unit}"
+    )]
+    Mount {
+        id: u64,
+        command: String,
+        unit: String,
+        detail: String,
+    },
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |error| Error::Io {
+        action,
+        path,
+        error,
+    }
+}
+
+/// Options of one run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub root: Root,
+    /// The metadata service base URL (`.../hetzner/v1/`); the internal endpoint is
+    /// `/_internal/v1/volumes/<id>` on the same host.
+    pub metadata_url: String,
+    /// Whole retry budget for the question.
+    pub budget: Duration,
+}
+
+/// `http://host:port/whatever` → `http://host:port/`.
+pub fn origin(url: &str) -> String {
+    let url = url.trim();
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let host = rest.split('/').next().unwrap_or(rest);
+    format!("{scheme}://{host}/")
+}
+
+/// Ask `/_internal/v1/volumes/<id>`: 200 means the user asked for automount; 404 means not
+/// (or the answer expired, a few minutes after the attach).
+pub fn automount_requested(metadata_url: &str, id: u64, budget: Duration) -> Result<bool, Error> {
+    let mut cfg = FetchConfig::new(&origin(metadata_url), budget);
+    cfg.request_timeout = Duration::from_secs(3);
+    cfg.max_body = 64 * 1024;
+    let fetcher = Fetcher::new(cfg).map_err(|source| Error::Fetch { id, source })?;
+    fetcher
+        .get(&format!("_internal/v1/volumes/{id}"), |reply| {
+            match reply.status {
+                200..=299 => Ok(true),
+                404 => Ok(false),
+                s => Err(Rejection::Fatal(format!("unexpected HTTP {s}"))),
+            }
+        })
+        .map_err(|source| Error::Fetch { id, source })
+}
+
+/// Hold the fstab lock while the guard lives.
+struct Lock(#[allow(dead_code)] File);
+
+fn lock(root: &Root) -> Result<Lock, Error> {
+    let path = root.join(LOCK);
+    if let Some(dir) = path.parent() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .map_err(io("create", dir))?;
+    }
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io("open", &path))?;
+    // SAFETY: flock on a file descriptor we own; no memory is involved.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+    if rc != 0 {
+        return Err(Error::Io {
+            action: "lock",
+            path,
+            error: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(Lock(f))
+}
+
+fn read_fstab(path: &Path) -> Result<(String, WriteOptions), Error> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) => {
+            let text = fs::read_to_string(path).map_err(io("read", path))?;
+            // Keep the owner; ask for a chown only when it differs from ours (the unit's
+            // system call filter refuses chown, and it is never needed on a server).
+            // SAFETY: geteuid/getegid cannot fail and touch no memory.
+            let me = unsafe { (libc::geteuid(), libc::getegid()) };
+            let owner = (meta.uid(), meta.gid());
+            let opts = WriteOptions {
+                mode: meta.permissions().mode() & 0o7777,
+                owner: (owner != me).then_some(owner),
+            };
+            Ok((text, opts))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Ok((String::new(), WriteOptions::mode(0o644)))
+        }
+        Err(e) => Err(io("read", path)(e)),
+    }
+}
+
+/// What systemd does on a live system: reload the fstab generator's units, then mount.
+fn systemd_mount(id: u64, reload: bool) -> Result<(), Error> {
+    let unit = fstab::mount_unit(id);
+    let mut steps: Vec<Vec<&str>> = Vec::new();
+    if reload {
+        steps.push(vec!["daemon-reload"]);
+    }
+    steps.push(vec!["start", &unit]);
+    for args in steps {
+        let command = format!("systemctl {}", args.join(" "));
+        let out = Command::new("systemctl")
+            .args(&args)
+            .output()
+            .map_err(|e| Error::Mount {
+                id,
+                command: command.clone(),
+                unit: unit.clone(),
+                detail: e.to_string(),
+            })?;
+        if !out.status.success() {
+            return Err(Error::Mount {
+                id,
+                command,
+                unit,
+                detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Handle one attached volume (`hcloud-volumes attach <id>`). `ask` answers whether automount
+/// was requested; it is only called for a formatted volume fstab does not know yet.
+pub fn attach(
+    opts: &Options,
+    id: u64,
+    ask: impl FnOnce(&str, u64, Duration) -> Result<bool, Error>,
+) -> Result<Outcome, Error> {
+    let root = &opts.root;
+    let dev = match probe(root, id) {
+        Ok(d) => d,
+        Err(DeviceError::NotAttached { .. }) => return Ok(Outcome::NotAttached),
+        Err(e) => return Err(e.into()),
+    };
+    let Some(fs_type) = dev.fs_type.clone() else {
+        return Ok(Outcome::Unformatted);
+    };
+    let usage = dev.fs_usage.clone().unwrap_or_default();
+    if usage != "filesystem" {
+        return Ok(Outcome::NotAFilesystem { usage, fs_type });
+    }
+    if !device::valid_fs_type(&fs_type) {
+        return Err(Error::BadFsType { id, fs_type });
+    }
+    let fstab_path = root.join(FSTAB);
+    // A quick look without the lock: a reboot or a reattach needs no question.
+    let (text, _) = read_fstab(&fstab_path)?;
+    match fstab::find(&text, &dev) {
+        fstab::Recorded::Elsewhere { line, file } => {
+            return Ok(Outcome::RecordedElsewhere { line, file });
+        }
+        fstab::Recorded::AtMountPoint { line } => {
+            if root.is_live() {
+                systemd_mount(id, false)?;
+            }
+            return Ok(Outcome::AlreadyRecorded { line });
+        }
+        fstab::Recorded::No => {}
+    }
+    if !ask(&opts.metadata_url, id, opts.budget)? {
+        return Ok(Outcome::NotRequested);
+    }
+    let mount_point = fstab::mount_point(id);
+    let mp_path = root.join(&mount_point);
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(&mp_path)
+        .map_err(io("create", &mp_path))?;
+    {
+        let _guard = lock(root)?;
+        // Read again under the lock: another volume's service may have written meanwhile.
+        let (text, wopts) = read_fstab(&fstab_path)?;
+        match fstab::find(&text, &dev) {
+            fstab::Recorded::No => {
+                let new = fstab::with_line(&text, &fstab::line_for(id, &fs_type));
+                write_atomic(&fstab_path, new.as_bytes(), wopts)?;
+            }
+            fstab::Recorded::AtMountPoint { .. } => {}
+            fstab::Recorded::Elsewhere { line, file } => {
+                return Ok(Outcome::RecordedElsewhere { line, file });
+            }
+        }
+    }
+    if root.is_live() {
+        systemd_mount(id, true)?;
+    }
+    Ok(Outcome::Recorded {
+        mount_point,
+        fs_type,
+    })
+}
+
+/// The log line of an outcome.
+pub fn describe(id: u64, o: &Outcome) -> String {
+    match o {
+        Outcome::NotAttached => {
+            format!("Volume {id} is no longer attached; nothing to do")
+        }
+        Outcome::Unformatted => {
+            format!("Volume {id} has no filesystem; left untouched")
+        }
+        Outcome::NotAFilesystem { usage, fs_type } => format!(
+            "Volume {id} holds {fs_type} ({usage}), not a mountable filesystem; left untouched"
+        ),
+        Outcome::RecordedElsewhere { line, file } => format!(
+            "Volume {id} is mounted at {file} by line {line} of /etc/fstab; left to that line"
+        ),
+        Outcome::AlreadyRecorded { line } => format!(
+            "Volume {id} is recorded at {} (line {line} of /etc/fstab); mounted",
+            fstab::mount_point(id)
+        ),
+        Outcome::NotRequested => format!(
+            "Volume {id}: automount was not requested (or was requested more than a few minutes ago); not mounted"
+        ),
+        Outcome::Recorded {
+            mount_point,
+            fs_type,
+        } => format!("Volume {id} ({fs_type}) recorded in /etc/fstab and mounted at {mount_point}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_internal_endpoint_is_on_the_metadata_host() {
+        assert_eq!(
+            origin("http://169.254.169.254/hetzner/v1/"),
+            "http://169.254.169.254/"
+        );
+        assert_eq!(
+            origin("http://127.0.0.1:4711/hetzner/v1"),
+            "http://127.0.0.1:4711/"
+        );
+    }
+}
