@@ -23,12 +23,12 @@ struct Args {
     #[arg(long, default_value = DEFAULT_OUTPUT_DIR)]
     output_dir: PathBuf,
     /// Use DHCP on private networks instead of the static addresses and routes from the
-    /// metadata (alias IPs stay static).
-    #[arg(long)]
+    /// metadata (alias IPs stay static). Both units read it from /etc/default/hcloud-network.
+    #[arg(long, env = "HCLOUD_NETWORK_PRIVATE_DHCP")]
     private_dhcp: bool,
     /// For the udev rule: record a hotplug event (TAG names it) for hcloud-network-refresh.path
     /// and exit.
-    #[arg(long, value_name = "TAG", conflicts_with_all = ["clear_refresh_queue", "private_dhcp"])]
+    #[arg(long, value_name = "TAG", conflicts_with = "clear_refresh_queue")]
     queue_refresh: Option<String>,
     /// For hcloud-network-refresh.service: take the pending hotplug events and exit.
     #[arg(long)]

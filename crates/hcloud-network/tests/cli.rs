@@ -344,3 +344,30 @@ fn hotplug_queue_round_trip() {
     );
     assert!(common::list(&root.path("/run/hcloud-network/hotplug")).is_empty());
 }
+
+#[test]
+fn private_dhcp_from_the_environment() {
+    let root = TestRoot::new();
+    set_doc(&root, &document());
+    let run = |value: &str| {
+        std::process::Command::new(common::BIN)
+            .arg("--root")
+            .arg(root.dir.path())
+            .env("HCLOUD_NETWORK_PRIVATE_DHCP", value)
+            .output()
+            .unwrap()
+    };
+    let private = || std::fs::read_to_string(root.network_dir().join(BACKEND)).unwrap();
+    assert_eq!(run("true").status.code(), Some(0));
+    assert!(private().contains("DHCP=ipv4\n"), "{}", private());
+    assert!(
+        private().contains("Address=10.20.1.6/32"),
+        "alias IPs stay static"
+    );
+    assert!(
+        !private().contains("Address=10.20.1.5/32"),
+        "the IP comes from DHCP"
+    );
+    assert_eq!(run("false").status.code(), Some(0));
+    assert!(private().contains("DHCP=no\n") && private().contains("Address=10.20.1.5/32"));
+}

@@ -43,6 +43,7 @@ impl TestRoot {
             .arg(self.dir.path())
             .args(args)
             .env_remove("JOURNAL_STREAM")
+            .env_remove("HCLOUD_NETWORK_PRIVATE_DHCP")
             .output()
             .expect("run hcloud-network")
     }
