@@ -111,23 +111,43 @@ let
       null;
 
   # networking.hostName takes one RFC 1123 label (no dots); the rest of an FQDN goes to
-  # networking.domain. A name that is not a valid hostname gives "" (dynamic) and null.
-  labelRe = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+  # networking.domain. Checked as hcloud-hostname checks it: letters, digits, hyphens, dots
+  # between labels, no label starting or ending with a hyphen, labels of at most 63 characters;
+  # a name longer than the kernel's 64 is cut at its first dot (the domain is then dropped, as
+  # hcloud-hostname sets only the first label). Anything else gives "" (dynamic) and null.
   hostnameOf =
     name:
     let
-      parts = if isString name then match "(${labelRe})(\\.(${labelRe}(\\.${labelRe})*))?\\.?" name else null;
-    in
-    if parts == null then
-      {
+      len = builtins.stringLength name;
+      labels = filter isString (builtins.split "[.]" name);
+      labelOk = l: match "[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?" l != null;
+      short = l: builtins.stringLength l <= 63;
+      first = head labels;
+      rest = builtins.substring (builtins.stringLength first + 1) len name;
+      none = {
         hostName = "";
+        domain = null;
+      };
+    in
+    if !(isString name) || name == "" || !(builtins.all labelOk labels) then
+      none
+    else if len <= 64 then
+      (
+        if builtins.all short labels then
+          {
+            hostName = first;
+            domain = if rest == "" then null else rest;
+          }
+        else
+          none
+      )
+    else if builtins.length labels > 1 && short first then
+      {
+        hostName = first;
         domain = null;
       }
     else
-      {
-        hostName = head parts;
-        domain = builtins.elemAt parts 3;
-      };
+      none;
 
   # Root keys, checked and written in canonical form as hcloud-ssh-keys does (ssh-key.nix).
   sshKey = import ./ssh-key.nix;

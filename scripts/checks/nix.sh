@@ -148,6 +148,32 @@ if [ -x "$keys_bin" ]; then
   [ "$compared" -ge 10 ] || fail "only $compared documents compared with hcloud-ssh-keys"
 fi
 
+echo "-- same hostnames as hcloud-hostname"
+# Every name of nix/tests/hostnames/names.json in a document: the name the agent sets (or its
+# refusal) must be NixOS' hostName[.domain] (or the dynamic "").
+host_bin=target/x86_64-unknown-linux-musl/release/hcloud-hostname
+if [ -x "$host_bin" ]; then
+  n=$(jq length nix/tests/hostnames/names.json)
+  mismatches=0
+  for i in $(seq 0 $((n - 1))); do
+    r=$tmp/host-$i
+    mkdir -p "$r/etc"
+    jq --argjson i "$i" --slurpfile names nix/tests/hostnames/names.json '.hostname = $names[0][$i]' \
+      nix/tests/fixtures/dual-stack/document.json >"$r/etc/hcloud-metadata.json"
+    agent="(refused)"
+    if "$host_bin" --root "$r" >"$tmp/host.log" 2>&1; then agent=$(cat "$r/etc/hostname"); fi
+    nixos=$(settings_of "$r/etc/hcloud-metadata.json" |
+      jq -r 'if .hostName == "" then "(refused)" else .hostName + (if .domain then "." + .domain else "" end) end')
+    if [ "$agent" != "$nixos" ]; then
+      fail "hostname $(jq --argjson i "$i" '.[$i]' nix/tests/hostnames/names.json): hcloud-hostname sets '$agent', NixOS '$nixos'"
+      mismatches=$((mismatches + 1))
+    fi
+  done
+  [ "$mismatches" -eq 0 ] && pass "hostnames: hcloud-hostname and NixOS agree on $n names"
+else
+  fail "$host_bin is missing"
+fi
+
 echo "-- module, stub evaluation"
 if out=$(eval_json nix/tests/module.nix --argstr root "$root" -A failed 2>&1) && [ "$(jq -r 'length' <<<"$out")" = 0 ]; then
   pass "module ($(eval_json nix/tests/module.nix --argstr root "$root" -A count) assertions)"
