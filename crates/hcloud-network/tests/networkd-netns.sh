@@ -105,6 +105,12 @@ mkdir -p /run/dbus /run/systemd/network /run/systemd/netif/links /run/systemd/ne
 chown -R systemd-network:systemd-network /run/systemd/netif
 ip link set lo up
 
+# The image's fallback network, matched to the public NIC by MAC here (veths are virtual
+# devices, which the real file leaves alone on purpose).
+sed -e '/^\[Match\]/,/^$/c\[Match]\nMACAddress=96:00:00:ab:cd:ef\n' \
+  "$HERE/../../../systemd/99-hcloud-fallback.network" >/usr/lib/systemd/network/99-hcloud-fallback.network
+grep -q "^DHCP=ipv4" /usr/lib/systemd/network/99-hcloud-fallback.network || fail "fallback file not derived"
+
 dbus-daemon --system --fork --nopidfile --print-pid >"$WORK/dbus.pid"
 SYSTEMD_LOG_LEVEL=debug /usr/lib/systemd/systemd-networkd >"$WORK/networkd.log" 2>&1 &
 NETWORKD=$!
@@ -137,6 +143,12 @@ doc["network"]["private"] = [backend]
 json.dump(doc, open(sys.argv[2], "w"), indent=2)
 EOF
 
+echo "== first boot: only the image's fallback network"
+wait_for "DHCP lease on pub0 from the fallback network" 30 has "inet 203\.0\.113\.10/32" ip -4 addr show dev pub0
+wait_for "metadata address reachable with the fallback network" 10 ping -c1 -W1 169.254.169.254
+ip monitor address route >"$WORK/monitor.log" 2>&1 &
+MONITOR=$!
+
 echo "== boot: hcloud-network on the live root"
 "$BIN" --metadata "$DOC" 2>&1 | tee "$WORK/run1.log"
 grep -q "asked systemd-networkd to reload" "$WORK/run1.log" || fail "no reload after writing files"
@@ -156,6 +168,12 @@ ip addr show dev pub0
 ip addr show dev priv0
 ip route
 ip -6 route show dev pub0
+
+kill "$MONITOR"
+if grep -E "^Deleted .*(203\.0\.113\.10|default via 172\.31\.1\.1)" "$WORK/monitor.log"; then
+  fail "the public lease or its default route was dropped when hcloud-network took over"
+fi
+echo "ok: the DHCP address and default route stayed while hcloud-network's file replaced the fallback"
 
 echo "== reachability"
 wait_for "ping the metadata address 169.254.169.254" 10 ping -c1 -W1 169.254.169.254
