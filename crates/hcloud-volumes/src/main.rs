@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use hcloud_metadata::{DEFAULT_METADATA_URL, Root};
+use hcloud_metadata::{DEFAULT_METADATA_URL, Root, competitors};
 use hcloud_volumes::{Options, attach, automount_requested, describe};
 
 /// Mount Hetzner Cloud Volumes attached with automount at /mnt/HC_Volume_<id>.
@@ -41,15 +41,19 @@ fn main() -> ExitCode {
         budget: Duration::from_secs(args.timeout.max(1)),
     };
     match args.command {
-        Cmd::Attach { id } => match attach(&opts, id, automount_requested) {
-            Ok(outcome) => {
-                log::info!("{}", describe(id, &outcome));
-                ExitCode::SUCCESS
+        Cmd::Attach { id } => {
+            // hc-utils' own rule would add a second fstab line for the same volume.
+            competitors::log_warnings(&opts.root, competitors::Job::Volumes);
+            match attach(&opts, id, automount_requested) {
+                Ok(outcome) => {
+                    log::info!("{}", describe(id, &outcome));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    log::error!("{e}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(e) => {
-                log::error!("{e}");
-                ExitCode::FAILURE
-            }
-        },
+        }
     }
 }

@@ -298,3 +298,35 @@ fn a_disk_that_is_not_a_hetzner_volume_is_refused() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a Hetzner Cloud Volume"));
     assert_eq!(fstab(t.path()), FSTAB);
 }
+
+#[test]
+fn hc_utils_doing_the_same_job_is_warned_about() {
+    let f = fake("    - id: 100011\n      automount: false", 300);
+    let t = tree();
+    plug(t.path(), 100011, "sdb", 16, EXT4);
+    let rules = t.path().join("usr/lib/udev/rules.d");
+    fs::create_dir_all(&rules).unwrap();
+    fs::write(rules.join("99-hc-volume-automount.rules"), "# hc-utils\n").unwrap();
+    let err = ok(&run(t.path(), &f.base_url(), 100011));
+    assert!(
+        err.contains("warning: hc-utils also mounts Hetzner Cloud Volumes"),
+        "{err}"
+    );
+    assert!(err.contains("ln -s /dev/null /etc/udev/rules.d/99-hc-volume-automount.rules"));
+    symlink(
+        "/dev/null",
+        t.path()
+            .join("etc/udev/rules.d/99-hc-volume-automount.rules"),
+    )
+    .or_else(|_| {
+        fs::create_dir_all(t.path().join("etc/udev/rules.d"))?;
+        symlink(
+            "/dev/null",
+            t.path()
+                .join("etc/udev/rules.d/99-hc-volume-automount.rules"),
+        )
+    })
+    .unwrap();
+    let err = ok(&run(t.path(), &f.base_url(), 100011));
+    assert!(!err.contains("hc-utils"), "{err}");
+}
