@@ -96,6 +96,7 @@ let
     hostname = "hcloud-hostname";
     sshKeys = "hcloud-ssh-keys";
     network = "hcloud-network";
+    volumes = "hcloud-volumes";
   };
   agentEnable =
     unit:
@@ -109,6 +110,31 @@ let
   ini = import ./lib/systemd-ini.nix;
   unitFiles = builtins.attrNames (builtins.readDir ../systemd);
   unitText = name: builtins.readFile (../systemd + "/${name}");
+
+  # The udev rules of the enabled agents only (81-hcloud-network.rules belongs to network): a rule
+  # starts its agent's units by itself, so a turned-off agent's rule is left out.
+  ruleAgent =
+    file:
+    let
+      m = builtins.match "([0-9]+-)?(.+)[.]rules" file;
+    in
+    if m == null then null else agentOf (builtins.elemAt m 1);
+  enabledRules = builtins.filter (
+    f:
+    lib.hasSuffix ".rules" f
+    && (
+      let
+        a = ruleAgent f;
+      in
+      a == null || cfg.${a}.enable
+    )
+  ) unitFiles;
+  udevRules = pkgs.runCommand "hcloud-agents-udev-rules" { } (
+    "mkdir -p $out/lib/udev/rules.d\n"
+    + lib.concatMapStrings (
+      f: "cp ${cfg.package}/lib/udev/rules.d/${f} $out/lib/udev/rules.d/${f}\n"
+    ) enabledRules
+  );
 
   # The image's low-priority fallback networks (systemd/*.network), installed from the package.
   fallbackNetworks = builtins.filter (n: lib.hasSuffix ".network" n) unitFiles;
@@ -235,6 +261,17 @@ in
     hostname.enable = agentEnable agents.hostname;
     sshKeys.enable = agentEnable agents.sshKeys;
     network.enable = agentEnable agents.network;
+    volumes.enable = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        Whether to mount Hetzner Cloud Volumes attached with automount (hcloud-volumes, started
+        by its udev rule). Off on NixOS: the agent records a volume in /etc/fstab, which NixOS
+        generates from fileSystems, so the line would not survive the next activation. Declare
+        volumes instead: fileSystems."/mnt/data" = { device =
+        "/dev/disk/by-id/scsi-0HC_Volume_<id>"; fsType = "ext4"; options = [ "nofail" ]; };
+      '';
+    };
     network.privateDhcp = mkOption {
       type = types.bool;
       default = false;
@@ -326,7 +363,7 @@ in
       # The units, udev rules and binaries, as every other distribution gets them; enableUnits
       # turns their [Install] sections into wantedBy.
       systemd.packages = [ cfg.package ];
-      services.udev.packages = [ cfg.package ];
+      services.udev.packages = [ udevRules ];
       environment.systemPackages = [ cfg.package ];
 
       # Dynamic hostname: set at runtime by hcloud-hostname (through hostnamed).

@@ -19,6 +19,7 @@ let
     "hcloud-hostname"
     "hcloud-ssh-keys"
     "hcloud-network"
+    "hcloud-volumes"
   ];
 in
 rustPlatform.buildRustPackage (finalAttrs: {

@@ -26,6 +26,10 @@ let
   };
   pkgs = {
     callPackage = _: _: stubPackage;
+    runCommand = name: env: script: {
+      outPath = "/nix/store/00000000000000000000000000000000-${name}";
+      inherit name script;
+    };
     coreutils = "/nix/store/stub-coreutils";
     jq = "/nix/store/stub-jq";
   };
@@ -143,6 +147,18 @@ let
   };
 
   newer = withFile "${root}/nix/tests/cases/newer-document/document.json" { };
+  withVolumes = withFile (docPath "dual-stack") { services.hcloud.volumes.enable = true; };
+  ruleFiles = filter (f: match ".+[.]rules" f != null) unitFiles;
+  # The rule files the module's udev package copies from the agents' package.
+  rulesCopied =
+    e:
+    let
+      u = e.out.services.udev.packages;
+      copies = filter builtins.isList (
+        builtins.split "cp ${stubPackage.outPath}/lib/udev/rules.d/([^ ]+) " (builtins.head u).script
+      );
+    in
+    if length u == 1 then sort (a: b: a < b) (map builtins.head copies) else [ "(not one package)" ];
   contains = needle: s: match ".*${needle}.*" s != null;
   # What systemd/ asks for, read independently of the module: unit → its WantedBy= items.
   kindOf = {
@@ -196,8 +212,12 @@ let
       asDocument newer.config.hcloud == docOf "dual-stack"
       && lib.typeErrors "hcloud" newer.options.hcloud newer.config.hcloud == [ ]
     ))
-    (check "units and udev rules come from the package" (
-      plain.out.systemd.packages == [ stubPackage ] && plain.out.services.udev.packages == [ stubPackage ]
+    (check "units come from the package" (plain.out.systemd.packages == [ stubPackage ]))
+    (check "udev rules: the package's, for the enabled agents (not volumes: NixOS owns /etc/fstab)" (
+      rulesCopied plain == filter (f: match ".*volumes.*" f == null) ruleFiles
+      && ruleFiles != [ ]
+      && rulesCopied withVolumes == ruleFiles
+      && rulesCopied noNetwork == filter (f: match ".*network.*" f == null && match ".*volumes.*" f == null) ruleFiles
     ))
     (check "every unit of systemd/ with an [Install] section is enabled as it says" (
       installedUnits != [ ] && builtins.all (wants plain) installedUnits

@@ -77,4 +77,5 @@ in
   failed = map (c: c.name) (filter (c: !c.ok) checks);
   count = length checks;
   inherit (pkg) postInstall;
+  agents = built;
 }

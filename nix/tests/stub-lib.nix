@@ -150,6 +150,7 @@ in
   };
   optionals = cond: list: if cond then list else [ ];
   optionalString = cond: s: if cond then s else "";
+  concatMapStrings = f: list: concatStringsSep "" (map f list);
   optionalAttrs = cond: attrs: if cond then attrs else { };
   nameValuePair = name: value: { inherit name value; };
   mapAttrs' = f: attrs: listToAttrs (map (k: f k attrs.${k}) (attrNames attrs));

@@ -88,7 +88,7 @@ echo "-- same networks and the same complaints as the hcloud-network binary, for
 # The static release build, exactly as scripts/test makes it before the checks (so a no-op there;
 # when this script runs alone it brings the binaries up to date with the sources).
 if ! cargo build --quiet --release --locked --target x86_64-unknown-linux-musl --workspace --bins; then
-  fail "cannot build hcloud-network and hcloud-ssh-keys for the comparisons"
+  fail "the workspace's static release build failed (above): the comparisons with the agents use stale or missing binaries"
 fi
 net_bin=target/x86_64-unknown-linux-musl/release/hcloud-network
 if [ -x "$net_bin" ]; then
@@ -205,7 +205,7 @@ echo "-- package postInstall on systemd/"
 install_script=$(eval_json nix/tests/package.nix --argstr root "$root" -A postInstall | jq -r .)
 run_install() { # srcdir outdir
   mkdir -p "$2/bin"
-  for a in hcloud-dl-metadata hcloud-dl-userdata hcloud-hostname hcloud-ssh-keys hcloud-network; do
+  for a in $(eval_json nix/tests/package.nix --argstr root "$root" -A agents | jq -r '.[]'); do
     printf '#!/bin/sh\n' >"$2/bin/$a"; chmod +x "$2/bin/$a"
   done
   (cd "$1" && out=$2 bash -euo pipefail -c "$install_script")
