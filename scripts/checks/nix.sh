@@ -181,6 +181,13 @@ else
   fail "module"; jq -r '.[]?' <<<"$out" 2>/dev/null || echo "$out"
 fi
 
+echo "-- flake, stub evaluation"
+if out=$(eval_json nix/tests/flake.nix -A failed 2>&1) && [ "$(jq -r 'length' <<<"$out")" = 0 ]; then
+  pass "flake ($(eval_json nix/tests/flake.nix -A count) assertions)"
+else
+  fail "flake"; jq -r '.[]?' <<<"$out" 2>/dev/null || echo "$out"
+fi
+
 echo "-- pure evaluation reads no document"
 # Pure evaluation (flakes without --impure) may not read absolute paths: the function is
 # inlined into the expression, as a flake would have it in its own source.
