@@ -141,7 +141,8 @@ let
 
   # NixOS ignores the [Install] sections of packaged units: each unit's WantedBy=/RequiredBy= is
   # read here and becomes wantedBy/requiredBy, when the agent the unit belongs to is enabled (the
-  # agent whose name starts the unit's name: hcloud-network-refresh.path belongs to network).
+  # agent whose name starts the unit's name: hcloud-network-refresh.path belongs to network,
+  # hcloud-volumes@.service to volumes).
   unitKinds = {
     service = "services";
     path = "paths";
@@ -165,7 +166,10 @@ let
     unitName:
     let
       owners = builtins.filter (
-        a: unitName == agents.${a} || lib.hasPrefix "${agents.${a}}-" unitName
+        a:
+        unitName == agents.${a}
+        || lib.hasPrefix "${agents.${a}}-" unitName
+        || lib.hasPrefix "${agents.${a}}@" unitName
       ) (builtins.attrNames agents);
     in
     if owners == [ ] then null else builtins.head owners;
