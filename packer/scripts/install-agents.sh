@@ -32,7 +32,7 @@ while read -r _ path; do
   esac
   install -D -o root -g root -m "$mode" "$tree/$path" "$root/$path"
   case "$path" in
-    usr/lib/systemd/system/*/*) ;;
+    usr/lib/systemd/system/*/* | usr/lib/systemd/system/*@.*) ;; # drop-ins; templates (udev instantiates them)
     usr/lib/systemd/system/*) units+=("${path##*/}") ;;
     usr/lib/systemd/system-preset/*) have_preset=1 ;;
   esac

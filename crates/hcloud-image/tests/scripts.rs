@@ -1,0 +1,231 @@
+//! The provisioning scripts that need no disk: install-agents.sh installs a staged tree into a
+//! root as a package would and enables the units; cleanup.sh removes what must not be shared by
+//! every server made from a snapshot. Both run for real against temporary roots.
+
+use hcloud_image::dist::{self, Arch, Entry, StageInput};
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn script(name: &str) -> PathBuf {
+    repo().join("packer/scripts").join(name)
+}
+
+fn mode(p: &Path) -> u32 {
+    fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+/// A tree with the repository's real unit files and stand-in binaries for every agent they run.
+fn staged_tree(dir: &Path) -> (PathBuf, dist::Manifest) {
+    let units = dist::plan_units(&repo().join("systemd")).unwrap();
+    let mut names = std::collections::BTreeSet::new();
+    for u in &units {
+        names.extend(dist::referenced_binaries(
+            &fs::read_to_string(&u.source).unwrap(),
+        ));
+    }
+    names.insert("hcloud-hostname".into());
+    let bin_dir = dir.join("bins");
+    fs::create_dir_all(&bin_dir).unwrap();
+    let mut binaries = BTreeMap::new();
+    let mut entries: Vec<Entry> = Vec::new();
+    for n in &names {
+        let p = bin_dir.join(n);
+        fs::write(&p, format!("#!/bin/sh\necho {n}\n")).unwrap();
+        entries.push(Entry {
+            source: p.clone(),
+            dest: format!("usr/bin/{n}"),
+            mode: 0o755,
+        });
+        binaries.insert(n.clone(), p);
+    }
+    entries.extend(units);
+    let input = StageInput {
+        version: "0.1.0".into(),
+        git: None,
+        arch: Arch::X86_64,
+        binaries,
+        systemd_dir: repo().join("systemd"),
+    };
+    let tree = dir.join("tree");
+    let manifest = dist::write_tree(&input, &entries, &tree).unwrap();
+    (tree, manifest)
+}
+
+/// `WantedBy=` targets of a unit file's [Install] section.
+fn wanted_by(unit: &str) -> Vec<String> {
+    let mut in_install = false;
+    let mut out = Vec::new();
+    for line in unit.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_install = line == "[Install]";
+        } else if in_install && let Some(v) = line.strip_prefix("WantedBy=") {
+            out.extend(v.split_whitespace().map(str::to_string));
+        }
+    }
+    out
+}
+
+#[test]
+fn install_agents_installs_every_file_with_its_mode_and_enables_the_units() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tree, manifest) = staged_tree(dir.path());
+    let root = dir.path().join("root");
+    fs::create_dir_all(root.join("etc")).unwrap();
+    let out = Command::new("bash")
+        .arg(script("install-agents.sh"))
+        .arg(&tree)
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "install-agents.sh failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in &manifest.files {
+        let p = root.join(&f.path);
+        assert_eq!(
+            fs::read(&p).unwrap(),
+            fs::read(tree.join(&f.path)).unwrap(),
+            "{}",
+            f.path
+        );
+        let want = if f.path.starts_with("usr/bin/") {
+            0o755
+        } else {
+            0o644
+        };
+        assert_eq!(mode(&p), want, "{}", f.path);
+    }
+    assert!(root.join(dist::MANIFEST_PATH).is_file());
+    assert!(root.join(dist::SUMS_PATH).is_file());
+
+    // Every unit that says WantedBy= is enabled there, as `systemctl enable` would on the server.
+    let mut enabled = 0;
+    for u in manifest.units.iter().filter(|u| !u.contains("@.")) {
+        let text = fs::read_to_string(tree.join("usr/lib/systemd/system").join(u)).unwrap();
+        for target in wanted_by(&text) {
+            let link = root
+                .join("etc/systemd/system")
+                .join(format!("{target}.wants"))
+                .join(u);
+            let dest =
+                fs::read_link(&link).unwrap_or_else(|_| panic!("{u} is not enabled for {target}"));
+            assert_eq!(dest, Path::new("/usr/lib/systemd/system").join(u));
+            enabled += 1;
+        }
+    }
+    assert!(
+        enabled > 0 || manifest.units.is_empty(),
+        "no unit was enabled"
+    );
+}
+
+#[test]
+fn install_agents_refuses_a_tree_that_does_not_match_its_checksums() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tree, _) = staged_tree(dir.path());
+    fs::write(tree.join("usr/bin/hcloud-hostname"), "truncated").unwrap();
+    let root = dir.path().join("root");
+    fs::create_dir_all(&root).unwrap();
+    let out = Command::new("bash")
+        .arg(script("install-agents.sh"))
+        .arg(&tree)
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not match its SHA256SUMS"));
+    assert!(
+        !root.join("usr").exists(),
+        "nothing may be installed from a damaged tree"
+    );
+
+    let out = Command::new("bash")
+        .arg(script("install-agents.sh"))
+        .arg(dir.path())
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a tree made by hcloud-image dist"));
+}
+
+#[test]
+fn cleanup_removes_per_server_state_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let write = |p: &str, c: &str| {
+        let p = root.join(p);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, c).unwrap();
+    };
+    let gone = [
+        "etc/ssh/ssh_host_ed25519_key",
+        "etc/ssh/ssh_host_ed25519_key.pub",
+        "etc/ssh/ssh_host_rsa_key",
+        "var/lib/dbus/machine-id",
+        "var/lib/systemd/random-seed",
+        "var/lib/systemd/credential.secret",
+        "var/lib/dhcpcd/eth0.lease",
+        "var/lib/systemd/network/lease",
+        "root/.bash_history",
+        "home/alice/.bash_history",
+        "var/cache/pacman/pkg/linux-6.17-1-x86_64.pkg.tar.zst",
+        "var/log/journal/0123/system.journal",
+        "var/log/pacman.log",
+        "tmp/build-leftover",
+        "var/tmp/x",
+    ];
+    let kept = [
+        "etc/ssh/sshd_config",
+        "etc/hostname",
+        "etc/fstab",
+        "home/alice/.bashrc",
+        "var/lib/pacman/local/ALPM_DB_VERSION",
+        "usr/bin/hcloud-hostname",
+    ];
+    for p in gone.iter().chain(kept.iter()) {
+        write(p, "x\n");
+    }
+    write("etc/machine-id", "0123456789abcdef0123456789abcdef\n");
+
+    let out = Command::new("bash")
+        .arg(script("cleanup.sh"))
+        .arg("--no-trim")
+        .arg(root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cleanup.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for p in gone {
+        assert!(!root.join(p).exists(), "{p} survived the cleanup");
+    }
+    for p in kept {
+        assert!(root.join(p).exists(), "{p} was removed");
+    }
+    // machine-id: present and empty, so systemd makes a new one and runs first-boot units.
+    assert_eq!(fs::read(root.join("etc/machine-id")).unwrap(), b"");
+    assert!(
+        root.join("var/log/journal").is_dir(),
+        "the journal directory itself stays"
+    );
+
+    let out = Command::new("bash")
+        .arg(script("cleanup.sh"))
+        .arg("/nonexistent")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not look like a root file system"));
+}
