@@ -37,7 +37,7 @@
   #   networking.hostName = "web";                      # a fixed hostname instead of the server name
   #   services.hcloud.firstBootRebuild.enable = true;   # rebuild once per instance
   # and of using the metadata (empty on the build machine):
-  environment.etc."motd".text = lib.mkIf (config.hcloud.instance_id != null) ''
+  users.motd = lib.mkIf (config.hcloud.instance_id != null) ''
     Hetzner Cloud server ${toString config.hcloud.hostname} (${toString config.hcloud.availability_zone})
   '';
 
