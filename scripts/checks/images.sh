@@ -72,5 +72,55 @@ while IFS= read -r f; do
   nix-instantiate --parse "$f" >/dev/null 2>"$tmp/nix.err" || { cat "$tmp/nix.err"; bad "$f does not parse"; }
 done < <(find packer/nixos -name '*.nix')
 
+step "packer/nixos/agents-from-dist.nix: the package made from a staged tree"
+if [ -d "$tmp/dist" ]; then
+  # A private store: works as any user and leaves the machine's Nix alone.
+  export NIX_STORE_DIR=$tmp/nix/store NIX_STATE_DIR=$tmp/nix/state NIX_LOG_DIR=$tmp/nix/log NIX_CONF_DIR=$tmp/nix/conf
+  mkdir -p "$NIX_CONF_DIR" "$tmp/nixpkg"
+  printf 'build-users-group =\n' >"$NIX_CONF_DIR/nix.conf"
+  cp packer/nixos/agents-from-dist.nix "$tmp/nixpkg/"
+  cp -r "$tmp/dist" "$tmp/nixpkg/dist"
+  pkg_expr() { # cpu
+    cat <<NIX
+import $tmp/nixpkg/agents-from-dist.nix {
+  lib = {
+    assertMsg = ok: msg: if ok then true else throw msg;
+    escapeShellArgs = builtins.concatStringsSep " ";
+  };
+  stdenv.hostPlatform.parsed.cpu.name = "$1";
+  runCommand = name: attrs: script: { inherit name script; };
+  systemd = "/nix/store/00000000000000000000000000000000-systemd";
+}
+NIX
+  }
+  if script=$(nix-instantiate --read-write-mode --eval --strict --json -E "($(pkg_expr x86_64)).script" 2>"$tmp/nix.err" | jq -r .); then
+    out=$tmp/pkgout
+    if out=$out bash -euc "$script"; then
+      want=$(jq -r '.binaries[]' "$tmp/dist/usr/share/hcloud-agents/manifest.json" | sort)
+      got=$(find "$out/bin" -type f -perm -0100 -printf '%f\n' | sort)
+      [ "$want" = "$got" ] || bad "agents-from-dist: bin/ holds '$got', the tree '$want'"
+      units=$(find "$out/lib/systemd/system" -maxdepth 1 -type f | wc -l)
+      [ "$units" -gt 0 ] || bad "agents-from-dist: no units in lib/systemd/system"
+      if grep -rn '/usr/bin/' "$out/lib" | grep -vE '^[^:]+:[0-9]+:[[:space:]]*[#;]'; then
+        bad "agents-from-dist: units still run programs from /usr/bin"
+      fi
+      grep -rqs "ExecStart=$out/bin/hcloud-" "$out/lib/systemd/system" ||
+        bad "agents-from-dist: no ExecStart points into the package"
+      echo "agents-from-dist: $(wc -w <<<"$got") agents, $units units, programs in the store"
+    else
+      bad "agents-from-dist: the build script failed"
+    fi
+  else
+    cat "$tmp/nix.err"
+    bad "agents-from-dist.nix does not evaluate"
+  fi
+  if nix-instantiate --read-write-mode --eval --strict -E "($(pkg_expr aarch64)).name" >/dev/null 2>"$tmp/nix.err"; then
+    bad "agents-from-dist: an x86_64 tree was accepted for aarch64"
+  elif ! grep -q "run hcloud-image dist --arch aarch64" "$tmp/nix.err"; then
+    cat "$tmp/nix.err"
+    bad "agents-from-dist: the architecture mismatch does not say what to do"
+  fi
+fi
+
 [ "$fail" -eq 0 ] && echo "images: all checks passed"
 exit "$fail"
