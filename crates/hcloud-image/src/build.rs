@@ -2,7 +2,7 @@
 //! agents (`dist`), then `packer init` and `packer build` the template with the right
 //! variables, packer's progress streaming through.
 
-use crate::dist::{Arch, Manifest};
+use crate::dist::Arch;
 use anyhow::{Context, Result, bail};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -116,18 +116,15 @@ pub fn check_prerequisites(packer_version: Result<String>, token: Option<&str>) 
     }
 }
 
-/// The `-var` arguments the wrapper passes to the template.
+/// The `-var` arguments the wrapper passes to the template. The agents version for the labels
+/// is read by the template itself from the tree's manifest.
 pub fn packer_vars(
     flavor: Flavor,
     arch: Arch,
     dist_dir: &Path,
-    manifest: &Manifest,
     arch_release: Option<&str>,
 ) -> Vec<String> {
-    let mut vars = vec![
-        format!("dist-dir={}", dist_dir.display()),
-        format!("agents-version={}", manifest.label_version()),
-    ];
+    let mut vars = vec![format!("dist-dir={}", dist_dir.display())];
     match flavor {
         Flavor::Archlinux => {
             if let Some(r) = arch_release {

@@ -157,7 +157,7 @@ fn run(cli: Cli) -> Result<()> {
                 ),
                 (Flavor::Nixos, _) => None,
             };
-            let (tree, manifest) = dist::dist(
+            let (tree, _) = dist::dist(
                 &cli.workspace,
                 &DistOptions {
                     arch,
@@ -166,7 +166,7 @@ fn run(cli: Cli) -> Result<()> {
                 },
             )?;
             let ws = dist::load_workspace(&cli.workspace)?;
-            let vars = build::packer_vars(image, arch, &tree, &manifest, release.as_deref());
+            let vars = build::packer_vars(image, arch, &tree, release.as_deref());
             build::run_packer(&packer, &ws.root, image, &vars, &packer_args)?;
         }
         Cmd::Images { manifest } => {

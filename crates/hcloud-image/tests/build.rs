@@ -1,0 +1,171 @@
+//! `hcloud-image build` with a stand-in `packer` that records how it is called: the checks
+//! before a build, and the packer command lines, whose variables must all be declared by the
+//! template (packer rejects an undeclared -var).
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// A `packer` that answers `version` with `version` and appends every other call to `log`.
+fn fake_packer(dir: &Path, version: &str) -> (PathBuf, PathBuf) {
+    let log = dir.join("calls.log");
+    let p = dir.join("packer");
+    fs::write(
+        &p,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = version ]; then echo 'Packer v{version}'; exit 0; fi\n\
+             printf '%s\\n' \"$PWD :: $*\" >> '{}'\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    (p, log)
+}
+
+fn build(args: &[&str], packer: &Path, token: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hcloud-image"));
+    cmd.arg("--workspace")
+        .arg(repo())
+        .arg("build")
+        .arg("--packer")
+        .arg(packer)
+        .args(args);
+    cmd.env_remove("HCLOUD_TOKEN")
+        .env_remove("HCLOUD_IMAGE_ARCH_RELEASE");
+    if let Some(t) = token {
+        cmd.env("HCLOUD_TOKEN", t);
+    }
+    cmd.output().unwrap()
+}
+
+fn declared(template: &str) -> Vec<String> {
+    let body =
+        hcl::parse(&fs::read_to_string(repo().join("packer").join(template)).unwrap()).unwrap();
+    body.blocks()
+        .filter(|b| b.identifier() == "variable")
+        .map(|b| b.labels()[0].as_str().to_string())
+        .collect()
+}
+
+fn vars_of(call: &str) -> Vec<(String, String)> {
+    let words: Vec<&str> = call.split_whitespace().collect();
+    words
+        .windows(2)
+        .filter(|w| w[0] == "-var")
+        .map(|w| {
+            let (k, v) = w[1].split_once('=').unwrap();
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn missing_prerequisites_are_all_named_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (packer, log) = fake_packer(dir.path(), "1.6.6");
+    let out = build(
+        &["archlinux", "--arch-release", "2026.11.01"],
+        &packer,
+        None,
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("packer 1.6.6 is too old"), "{err}");
+    assert!(err.contains("HCLOUD_TOKEN is not set"), "{err}");
+    assert!(!log.exists(), "packer was run");
+
+    let out = build(&["archlinux", "--arch", "aarch64"], &packer, Some("t"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("archlinux images are built for x86_64 only")
+    );
+    let out = build(
+        &["archlinux", "--arch-release", "latest"],
+        &fake_packer(dir.path(), "1.11.2").0,
+        Some("t"),
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected YYYY.MM.DD"));
+    assert!(!log.exists(), "packer was run");
+}
+
+#[test]
+fn a_build_stages_the_agents_and_runs_packer_init_and_build_with_declared_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let (packer, log) = fake_packer(dir.path(), "1.11.2");
+    let out = build(
+        &[
+            "archlinux",
+            "--arch-release",
+            "2026.11.01",
+            "--",
+            "-var",
+            "location=hel1",
+            "-debug",
+        ],
+        &packer,
+        Some("secret"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let calls = fs::read_to_string(&log).unwrap();
+    let calls: Vec<&str> = calls.lines().collect();
+    let root = repo();
+    assert_eq!(
+        calls[0],
+        format!("{} :: init packer/archlinux.pkr.hcl", root.display())
+    );
+    let b = calls[1];
+    assert!(
+        b.starts_with(&format!("{} :: build ", root.display())),
+        "{b}"
+    );
+    assert!(
+        b.ends_with(" -var location=hel1 -debug packer/archlinux.pkr.hcl"),
+        "{b}"
+    );
+    let vars = vars_of(b);
+    let names = declared("archlinux.pkr.hcl");
+    for (k, _) in &vars {
+        assert!(
+            names.contains(k),
+            "-var {k} is not declared by the template"
+        );
+    }
+    assert!(
+        vars.contains(&("arch-image".into(), "2026.11.01".into())),
+        "{vars:?}"
+    );
+    let dist = &vars.iter().find(|(k, _)| k == "dist-dir").unwrap().1;
+    let manifest = hcloud_image::dist::read_manifest(Path::new(dist)).unwrap();
+    assert_eq!(manifest.arch, hcloud_image::dist::Arch::X86_64);
+
+    // NixOS: the architecture goes to the template, and again only declared variables.
+    fs::remove_file(&log).unwrap();
+    let out = build(&["nixos"], &packer, Some("secret"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let calls = fs::read_to_string(&log).unwrap();
+    let b = calls.lines().nth(1).unwrap();
+    let names = declared("nixos.pkr.hcl");
+    for (k, _) in vars_of(b) {
+        assert!(
+            names.contains(&k),
+            "-var {k} is not declared by the NixOS template"
+        );
+    }
+    assert!(vars_of(b).contains(&("arch".into(), "x86_64".into())));
+}
