@@ -40,8 +40,11 @@ if [ "$swap" -gt 0 ]; then
   echo "/swapfile  none  swap  defaults  0 0" >>/etc/fstab
 fi
 
-# An initramfs with every module (no autodetect): the image boots on every server type.
-mkinitcpio -P -S autodetect
+# An initramfs with every module (no autodetect hook, also for later kernel updates): the image
+# boots on every server type, not only on the one it was built on.
+sed -i -E '/^HOOKS=/ s/ autodetect//' /etc/mkinitcpio.conf
+grep -Eq '^HOOKS=.*autodetect' /etc/mkinitcpio.conf && die "could not remove the autodetect hook"
+mkinitcpio -P
 
 # GRUB: short timeout; the kernel console on the serial port and on the (last, primary) screen.
 sed -i -E \
