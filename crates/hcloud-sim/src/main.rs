@@ -52,6 +52,10 @@ enum Cmd {
         timeout: u64,
         #[arg(long)]
         mirror: Option<String>,
+        /// Boot the disk left by the previous `up` of this name instead of a fresh one: the
+        /// same disk as another server (a snapshot clone) when the scenario changed.
+        #[arg(long)]
+        reuse_disk: bool,
     },
     /// Log in to the simulated server as root (or run a command there).
     Ssh {
@@ -117,6 +121,7 @@ fn run(cli: Cli) -> Result<()> {
             cpus,
             timeout,
             mirror,
+            reuse_disk,
         } => {
             sim::check_host()?;
             let file =
@@ -145,8 +150,15 @@ fn run(cli: Cli) -> Result<()> {
             keys.push(public.into());
             value["server"]["public_keys"] = keys.into();
             let mut s = Sim::new(opts, value)?;
-            eprintln!("hcloud-sim: preparing the disk of {:?}", s.server.name);
-            s.prepare_disk()?;
+            if reuse_disk && s.disk_path().is_file() {
+                eprintln!(
+                    "hcloud-sim: booting the existing disk {}",
+                    s.disk_path().display()
+                );
+            } else {
+                eprintln!("hcloud-sim: preparing the disk of {:?}", s.server.name);
+                s.prepare_disk()?;
+            }
             eprintln!(
                 "hcloud-sim: booting server {} ({:?}) under {accel:?}; serial console in {}",
                 s.server.id,

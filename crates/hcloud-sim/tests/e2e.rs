@@ -337,13 +337,23 @@ fn check_private(vm: &Vm, mac: &str, ip: &str, alias: &[&str], net: &str, gw: &s
     ping(vm, peer);
 }
 
-fn print_timings(vm: &Vm, t: Duration) {
+/// Prints the report and records its figures in `target/hcloud-sim/<name>.json` (the numbers of
+/// the comparison table in docs/simulator.md).
+fn print_timings(vm: &Vm, t: Duration, features: Value) -> report::Report {
     let r = report::gather(&vm.sim, &vm.key, Some(t)).unwrap();
     eprintln!("{}", r.render());
-    eprintln!(
-        "{}",
-        vm.sh("systemd-analyze security --no-pager 'hcloud-*' 2>&1 | tail -n 20 || true")
+    let mut figures = r.figures();
+    if let (Some(f), Some(extra)) = (figures.as_object_mut(), features.as_object()) {
+        f.extend(extra.clone());
+    }
+    eprintln!("figures of {}: {figures:#}", vm.sim.opts.name);
+    let dir = workspace().join("target/hcloud-sim");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(
+        dir.join(format!("{}.json", vm.sim.opts.name)),
+        format!("{figures:#}\n"),
     );
+    r
 }
 
 #[test]
@@ -371,7 +381,16 @@ fn s1_dual_stack_private_network_and_userdata() {
     for u in UNITS {
         assert_contains(&security, u, "systemd-analyze security lists the unit");
     }
-    print_timings(&vm, t);
+    eprintln!(
+        "{}",
+        security
+            .lines()
+            .filter(|l| l.contains("hcloud-"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let features = json!({"hostname": true, "ssh_keys": true, "ipv4": true, "ipv6": true, "private_network": true, "alias_ip": true});
+    print_timings(&vm, t, features);
 }
 
 #[test]
@@ -390,7 +409,7 @@ fn s2a_ipv6_only_server() {
     let doc = check_files(&vm, 48151624, "v6-only", &public, Some(USERDATA));
     assert_eq!(doc["network"]["ipv4_address"], Value::Null, "{doc:#}");
     check_public(&vm, None, Some("2001:db8:1234:5678::1"));
-    print_timings(&vm, t);
+    print_timings(&vm, t, json!({}));
 }
 
 #[test]
@@ -418,7 +437,7 @@ fn s2b_private_network_only_server() {
         "10.0.0.1",
         "10.0.255.254",
     );
-    print_timings(&vm, t);
+    print_timings(&vm, t, json!({}));
 }
 
 #[test]
