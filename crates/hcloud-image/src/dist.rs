@@ -672,6 +672,58 @@ pub fn dist(workspace_dir: &Path, opts: &DistOptions) -> Result<(PathBuf, Manife
 mod tests {
     use super::*;
 
+    fn input(dir: &Path, binaries: &[(&str, PathBuf)]) -> StageInput {
+        StageInput {
+            version: "0.1.0".into(),
+            git: None,
+            arch: Arch::host(),
+            binaries: binaries
+                .iter()
+                .map(|(n, p)| (n.to_string(), p.clone()))
+                .collect(),
+            systemd_dir: dir.join("systemd"),
+        }
+    }
+
+    #[test]
+    fn a_unit_running_a_binary_the_workspace_lacks_fails_naming_both() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("systemd")).unwrap();
+        fs::write(
+            dir.path().join("systemd/hcloud-volumes.service"),
+            "[Service]\nExecStart=/usr/bin/hcloud-volumes\n",
+        )
+        .unwrap();
+        let e = stage(&input(dir.path(), &[]), &dir.path().join("out")).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(
+            msg.contains("hcloud-volumes.service runs /usr/bin/hcloud-volumes"),
+            "{msg}"
+        );
+        assert!(!dir.path().join("out").exists(), "nothing is staged");
+    }
+
+    #[test]
+    fn dynamic_binaries_and_unknown_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("systemd")).unwrap();
+        // The test binary itself is linked against glibc.
+        let me = std::env::current_exe().unwrap();
+        let e = stage(
+            &input(dir.path(), &[("hcloud-x", me)]),
+            &dir.path().join("out"),
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("dynamically linked"), "{e:#}");
+
+        fs::write(dir.path().join("systemd/notes.txt"), "x").unwrap();
+        let e = stage(&input(dir.path(), &[]), &dir.path().join("out")).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("notes.txt: unknown kind of file"),
+            "{e:#}"
+        );
+    }
+
     #[test]
     fn units_map_to_the_package_directories() {
         assert_eq!(
