@@ -28,6 +28,13 @@ case "$arch" in
 esac
 case "$esp_size" in '' | *[!0-9]*) die "ESP_SIZE_MIB must be a number of MiB, got '$esp_size'" ;; esac
 [ "${#root_label}" -le 16 ] || die "ROOT_LABEL '$root_label' is longer than ext4's 16 characters"
+if ! command -v sgdisk >/dev/null || ! command -v mkfs.fat >/dev/null; then
+  if command -v apt-get >/dev/null; then
+    echo "disk.sh: installing gdisk and dosfstools in the rescue system"
+    DEBIAN_FRONTEND=noninteractive apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q gdisk dosfstools
+  fi
+fi
 for tool in sgdisk wipefs mkfs.fat mkfs.ext4 partx; do
   command -v "$tool" >/dev/null || die "$tool is missing (packages: gdisk dosfstools e2fsprogs util-linux)"
 done
