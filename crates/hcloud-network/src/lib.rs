@@ -177,14 +177,7 @@ pub enum RunError {
 pub fn run(cfg: &Config) -> Result<Outcome, RunError> {
     let doc_path = cfg.root.join(&cfg.metadata);
     let doc = hcloud_metadata::load_document(&doc_path)?;
-    if let Err(e) = hcloud_metadata::check_instance(&cfg.root, doc.instance_id) {
-        log::error!(
-            target: "hcloud_network",
-            MESSAGE_ID = hcloud_metadata::logging::message_id::INSTANCE_MISMATCH;
-            "{e}; no network file was changed"
-        );
-        return Err(RunError::Identity(e));
-    }
+    hcloud_metadata::check_instance(&cfg.root, doc.instance_id)?;
     let opts = RenderOptions {
         private_dhcp: cfg.private_dhcp,
         source: cfg.metadata.display().to_string(),

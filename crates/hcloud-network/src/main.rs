@@ -73,6 +73,13 @@ fn main() -> ExitCode {
     match hcloud_network::run(&cfg) {
         Ok(outcome) if outcome.complete() => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),
+        Err(e @ hcloud_network::RunError::Identity(_)) => {
+            log::error!(
+                MESSAGE_ID = hcloud_metadata::logging::message_id::INSTANCE_MISMATCH;
+                "{e}"
+            );
+            ExitCode::from(2)
+        }
         Err(e) => {
             log::error!("{e}");
             ExitCode::from(2)
