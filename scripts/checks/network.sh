@@ -34,5 +34,5 @@ rules_out=$(unshare --mount --propagation private bash -c '
 grep -q "Reading rules file: .*81-hcloud-network.rules" <<<"$rules_out" || bad "udevadm did not read 81-hcloud-network.rules"
 if grep -E "81-hcloud-network.rules:[0-9]+ " <<<"$rules_out"; then bad "udevadm complains about 81-hcloud-network.rules"; fi
 
-shellcheck crates/hcloud-network/tests/networkd-netns.sh || bad "shellcheck networkd-netns.sh"
+shellcheck crates/hcloud-network/tests/networkd-netns.sh crates/hcloud-network/tests/udev-rule.sh || bad "shellcheck of the test scripts"
 exit "$failed"
