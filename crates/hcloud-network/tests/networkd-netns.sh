@@ -19,7 +19,7 @@ else
   inner=0
 fi
 BIN=$(realpath "$1")
-HERE=$(cd "$(dirname "$0")" && pwd)
+HERE=$(cd -P "$(dirname "$0")" && pwd)
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 # wait_for DESCRIPTION SECONDS COMMAND...: poll until COMMAND succeeds.

@@ -18,7 +18,7 @@ if [ "${1:-}" != "--inner" ]; then
   exit 0
 fi
 
-RULE="$(cd "$(dirname "$0")/../../.." && pwd)/systemd/81-hcloud-network.rules"
+RULE="$(cd -P "$(dirname "$0")/../../.." && pwd)/systemd/81-hcloud-network.rules"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 rules=$(mktemp -d)
 mount --bind "$rules" /usr/lib/udev/rules.d
