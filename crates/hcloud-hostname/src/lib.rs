@@ -132,11 +132,12 @@ pub fn run(cfg: &Config) -> Result<Applied, Error> {
 
 /// Set `name` the way the root allows.
 pub fn apply(cfg: &Config, name: &Hostname) -> Result<Applied, Error> {
+    let shown = name.as_str();
     if !cfg.root.is_live() {
         let path = cfg.root.join(HOSTNAME_FILE);
         let outcome = write_file(&path, name)?;
         log::info!(
-            "{} {} with {name:?} (root {} is not the running system: no D-Bus, no sethostname)",
+            "{} {} with {shown:?} (root {} is not the running system: no D-Bus, no sethostname)",
             verb(outcome),
             path.display(),
             cfg.root.dir().display()
@@ -145,7 +146,9 @@ pub fn apply(cfg: &Config, name: &Hostname) -> Result<Applied, Error> {
     }
     match hostnamed::set(cfg.dbus_address.as_deref(), name.as_str())? {
         hostnamed::Outcome::Set => {
-            log::info!("hostname set to {name:?} through systemd-hostnamed (static and transient)");
+            log::info!(
+                "hostname set to {shown:?} through systemd-hostnamed (static and transient)"
+            );
             Ok(Applied::Hostnamed {
                 name: name.to_string(),
             })
@@ -183,9 +186,10 @@ fn write_file(path: &Path, name: &Hostname) -> Result<WriteOutcome, Error> {
 /// No hostnamed: write `/etc/hostname` (the static name for the next boot) and set the kernel
 /// hostname now.
 fn fallback(cfg: &Config, name: &Hostname, why: String) -> Result<Applied, Error> {
+    let shown = name.as_str();
     let path = cfg.root.join(HOSTNAME_FILE);
     let file = write_file(&path, name)?;
-    log::info!("{} {} with {name:?}", verb(file), path.display());
+    log::info!("{} {} with {shown:?}", verb(file), path.display());
     let current = nix::unistd::gethostname().ok();
     let kernel_changed = current.as_deref() != Some(std::ffi::OsStr::new(name.as_str()));
     if kernel_changed {
@@ -194,9 +198,9 @@ fn fallback(cfg: &Config, name: &Hostname, why: String) -> Result<Applied, Error
             name: name.to_string(),
             source,
         })?;
-        log::info!("kernel hostname set to {name:?} with sethostname(2)");
+        log::info!("kernel hostname set to {shown:?} with sethostname(2)");
     } else {
-        log::info!("kernel hostname is already {name:?}");
+        log::info!("kernel hostname is already {shown:?}");
     }
     Ok(Applied::Fallback {
         name: name.to_string(),

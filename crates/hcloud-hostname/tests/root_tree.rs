@@ -1,0 +1,176 @@
+//! The real `hcloud-hostname` binary with `--root` on a temp tree: only `<root>/etc/hostname`
+//! is written, hostile names change nothing, stale documents are refused.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::{Command, Output};
+
+use hcloud_metadata::{Document, Network};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hcloud-hostname");
+
+fn write_doc(root: &Path, instance_id: u64, hostname: Option<&str>) {
+    let doc = Document {
+        instance_id,
+        hostname: hostname.map(Into::into),
+        region: Some("eu-central".into()),
+        availability_zone: None,
+        ssh_keys: vec![],
+        network: Network::default(),
+    };
+    fs::create_dir_all(root.join("etc")).unwrap();
+    fs::write(root.join("etc/hcloud-metadata.json"), doc.to_json()).unwrap();
+}
+
+fn run(root: &Path) -> Output {
+    let out = Command::new(BIN)
+        .arg("--root")
+        .arg(root)
+        .env_remove("JOURNAL_STREAM")
+        // Must never be used with a root other than /.
+        .env("HCLOUD_HOSTNAME_DBUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .output()
+        .unwrap();
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn writes_etc_hostname_under_the_root_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_doc(root, 7, Some("app-7"));
+    let out = run(root);
+    assert!(out.status.success());
+    let file = root.join("etc/hostname");
+    assert_eq!(fs::read_to_string(&file).unwrap(), "app-7\n");
+    assert_eq!(
+        fs::metadata(&file).unwrap().permissions().mode() & 0o7777,
+        0o644
+    );
+    assert!(stderr(&out).contains("no D-Bus"), "{}", stderr(&out));
+
+    let before = fs::metadata(&file).unwrap();
+    assert!(run(root).status.success());
+    let after = fs::metadata(&file).unwrap();
+    assert_eq!(
+        (before.ino(), before.mtime_nsec()),
+        (after.ino(), after.mtime_nsec())
+    );
+}
+
+#[test]
+fn creates_etc_when_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_doc(root, 7, Some("fresh"));
+    fs::rename(root.join("etc/hcloud-metadata.json"), root.join("doc.json")).unwrap();
+    fs::remove_dir(root.join("etc")).unwrap();
+    let out = Command::new(BIN)
+        .arg("--root")
+        .arg(root)
+        .args(["--metadata", "/doc.json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        fs::read_to_string(root.join("etc/hostname")).unwrap(),
+        "fresh\n"
+    );
+}
+
+#[test]
+fn long_fqdn_is_cut_at_the_first_dot() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let long = format!("db-1.{}.example.com", "x".repeat(60));
+    write_doc(root, 7, Some(&long));
+    let out = run(root);
+    assert!(out.status.success());
+    assert_eq!(
+        fs::read_to_string(root.join("etc/hostname")).unwrap(),
+        "db-1\n"
+    );
+    assert!(stderr(&out).contains("longer than the kernel's limit"));
+}
+
+#[test]
+fn hostile_names_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::create_dir_all(root.join("etc")).unwrap();
+    fs::write(root.join("etc/hostname"), "previous\n").unwrap();
+    for (name, says) in [
+        ("my host", "a space"),
+        ("host;reboot", "';'"),
+        ("../../etc/shadow", "'/'"),
+        ("a\nb", "a newline"),
+        ("", "empty"),
+        ("-x", "hyphen"),
+        (&"y".repeat(80), "no dot to cut it at"),
+    ] {
+        write_doc(root, 7, Some(name));
+        let out = run(root);
+        assert_eq!(out.status.code(), Some(5), "{name:?}");
+        let err = stderr(&out);
+        assert!(err.contains(says), "{name:?}: {err}");
+        assert!(err.contains("left as they are"), "{err}");
+        assert_eq!(
+            fs::read_to_string(root.join("etc/hostname")).unwrap(),
+            "previous\n"
+        );
+    }
+}
+
+#[test]
+fn no_hostname_in_the_document_is_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_doc(root, 7, None);
+    let out = run(root);
+    assert!(out.status.success());
+    assert!(!root.join("etc/hostname").exists());
+}
+
+#[test]
+fn stale_or_missing_document_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::create_dir_all(root.join("sys/class/dmi/id")).unwrap();
+    fs::write(root.join("sys/class/dmi/id/sys_vendor"), "Hetzner\n").unwrap();
+    fs::write(root.join("sys/class/dmi/id/product_serial"), "222\n").unwrap();
+    write_doc(root, 222, Some("this-server"));
+    assert!(run(root).status.success());
+    assert_eq!(
+        fs::read_to_string(root.join("etc/hostname")).unwrap(),
+        "this-server\n"
+    );
+
+    // The document of the server this snapshot was taken from.
+    write_doc(root, 111, Some("old-server"));
+    let out = run(root);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(stderr(&out).contains("instance 111"), "{}", stderr(&out));
+    assert_eq!(
+        fs::read_to_string(root.join("etc/hostname")).unwrap(),
+        "this-server\n"
+    );
+
+    fs::remove_file(root.join("etc/hcloud-metadata.json")).unwrap();
+    let out = run(root);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("hcloud-dl-metadata"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("etc/hostname")).unwrap(),
+        "this-server\n"
+    );
+}
