@@ -250,4 +250,16 @@ wait_for "ping the metadata address over link-local" 10 ping -c1 -W1 169.254.169
 wait_for "IPv6 default route via fe80::1 still there" 10 has "^default via fe80::1 dev pub0" ip -6 route show default
 wait_for "ping 2001:db8:ffff::1 over IPv6" 10 ping -6 -c1 -W1 2001:db8:ffff::1
 ip addr show dev pub0
+
+echo "== --private-dhcp: networkd accepts the file (no DHCP server on the private side here)"
+HCLOUD_NETWORK_PRIVATE_DHCP=true "$BIN" --metadata "$DOC" 2>&1 | tee "$WORK/run6.log"
+grep -q "wrote /run/systemd/network/10-hcloud-private-8600005e6f70.network: private 86:00:00:5e:6f:70, IPv4 by DHCP, alias IPs 10.20.1.6" "$WORK/run6.log" || fail "private file not switched to DHCP"
+wait_for "alias IP stays static with DHCP" 20 has "inet 10\.20\.1\.6/32" ip -4 addr show dev priv0
+
+# Every file was parsed without complaint (an unknown key or a bad value is only a warning).
+sleep 0.5
+if grep -E "(99-hcloud-fallback|10-hcloud-[a-z0-9-]+)\.network:[0-9]+" "$WORK/networkd.log"; then
+  fail "networkd complained about a file"
+fi
+echo "ok: networkd parsed every file without a warning"
 echo "inner: all checks passed"
