@@ -438,6 +438,33 @@ pub(crate) mod tests {
         assert!(!fp.ends_with('='));
     }
 
+    #[test]
+    fn ssh_keygen_agrees_on_security_key_lines() {
+        // No hardware token is needed to read an sk-ssh-ed25519 public key.
+        let (_, l) = every_type().remove(5);
+        let key = parse(&l).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sk.pub");
+        std::fs::write(&file, format!("{l}\n")).unwrap();
+        let out = std::process::Command::new("ssh-keygen")
+            .args(["-l", "-E", "sha256", "-f"])
+            .arg(&file)
+            .output()
+            .expect("ssh-keygen (openssh-client) must be installed: scripts/install-deps");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains(&key.fingerprint()),
+            "{stdout} vs {}",
+            key.fingerprint()
+        );
+        assert!(stdout.contains("ED25519-SK"), "{stdout}");
+    }
+
     fn rejected(l: &str) -> Rejected {
         match parse(l) {
             Ok(k) => panic!("{l:?} accepted as {k:?}"),

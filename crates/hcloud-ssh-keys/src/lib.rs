@@ -113,7 +113,7 @@ pub fn validate_keys(lines: &[String], source: &str) -> (Vec<PublicKey>, usize) 
                 rejected += 1;
                 let fp = fingerprint
                     .as_deref()
-                    .unwrap_or("no fingerprint: the key data does not decode");
+                    .unwrap_or("no fingerprint: no key data found in it");
                 log::warn!(
                     MESSAGE_ID = message_id::SSH_KEY_REJECTED,
                     FINGERPRINT = fingerprint.as_deref().unwrap_or(""),
@@ -125,6 +125,14 @@ pub fn validate_keys(lines: &[String], source: &str) -> (Vec<PublicKey>, usize) 
         }
     }
     (keys, rejected)
+}
+
+fn count(n: usize) -> String {
+    if n == 1 {
+        "1 key".into()
+    } else {
+        format!("{n} keys")
+    }
 }
 
 fn key_label(k: &PublicKey) -> String {
@@ -250,8 +258,8 @@ pub fn run(cfg: &Config) -> Result<Report, Error> {
     }
     match outcome {
         Replaced::Written => log::info!(
-            "wrote {} keys from the metadata to the managed block of {}{}",
-            keys.len(),
+            "wrote {} from the metadata to the managed block of {}{}",
+            count(keys.len()),
             path.display(),
             if rejected > 0 {
                 format!(" ({rejected} refused)")
@@ -260,9 +268,9 @@ pub fn run(cfg: &Config) -> Result<Report, Error> {
             }
         ),
         Replaced::Unchanged => log::info!(
-            "{} already holds the {} keys from the metadata",
+            "{} already holds the {} from the metadata",
             path.display(),
-            keys.len()
+            count(keys.len())
         ),
     }
     Ok(Report {
