@@ -21,6 +21,8 @@ pub use render::{Effect, Problem, RenderOptions, Rendered, render};
 
 /// Where the files go on a server (resolved under the root).
 pub const DEFAULT_OUTPUT_DIR: &str = "/run/systemd/network";
+/// Hidden mark in the output directory: files were written, networkd not yet reloaded.
+pub const RELOAD_PENDING: &str = ".hcloud-network-reload-pending";
 
 /// What [`sync_dir`] did, by file name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -207,7 +209,11 @@ pub fn run(cfg: &Config) -> Result<Outcome, RunError> {
         log::warn!("kept {dir}/{name} as it was: its entry in the metadata was skipped");
     }
 
-    let reload = if !changes.any() {
+    // A run that wrote files but did not get to the reload (killed, D-Bus failure) leaves this
+    // mark, so the next run reloads even though it finds the files up to date.
+    let pending = out_dir.join(RELOAD_PENDING);
+    let was_pending = cfg.root.is_live() && pending.exists();
+    let reload = if !changes.any() && !was_pending {
         log::info!(
             "network configuration unchanged ({} file(s) in {dir}); networkd not reloaded",
             changes.unchanged.len()
@@ -220,16 +226,28 @@ pub fn run(cfg: &Config) -> Result<Outcome, RunError> {
         );
         None
     } else {
+        if was_pending && !changes.any() {
+            log::info!("an earlier run wrote files but did not reload networkd: reloading now");
+        }
+        if let Err(e) = std::fs::write(&pending, b"") {
+            log::debug!(
+                "cannot mark the reload as pending ({}): {e}",
+                pending.display()
+            );
+        }
         match reload_networkd() {
-            Ok(Reload::Reloaded) => {
-                log::info!(
-                    "asked systemd-networkd to reload: the changed interfaces are reconfigured"
-                );
-                Some(Reload::Reloaded)
-            }
-            Ok(Reload::NotRunning) => {
-                log::info!("systemd-networkd is not running: it reads the files when it starts");
-                Some(Reload::NotRunning)
+            Ok(r) => {
+                if r == Reload::Reloaded {
+                    log::info!(
+                        "asked systemd-networkd to reload: the changed interfaces are reconfigured"
+                    );
+                } else {
+                    log::info!(
+                        "systemd-networkd is not running: it reads the files when it starts"
+                    );
+                }
+                let _ = remove_file(&pending);
+                Some(r)
             }
             Err(e) => return Err(RunError::Reload(e)),
         }

@@ -192,6 +192,13 @@ echo "== unchanged document: nothing written, no reload"
 "$BIN" --metadata "$DOC" 2>&1 | tee "$WORK/run2.log"
 grep -q "network configuration unchanged" "$WORK/run2.log" || fail "second run changed something"
 
+echo "== a run that wrote files but was stopped before the reload: the next run reloads"
+: >/run/systemd/network/.hcloud-network-reload-pending
+"$BIN" --metadata "$DOC" 2>&1 | tee "$WORK/run2b.log"
+grep -q "did not reload networkd: reloading now" "$WORK/run2b.log" || fail "pending reload not done"
+grep -q "asked systemd-networkd to reload" "$WORK/run2b.log" || fail "pending reload not done"
+[ ! -e /run/systemd/network/.hcloud-network-reload-pending ] || fail "pending mark left behind"
+
 echo "== attach a network at runtime"
 ip link add priv1 address 86:00:00:00:00:03 type veth peer name privgw1 netns "$WORK/netns/$SRV"
 S link set privgw1 up mtu 1450
