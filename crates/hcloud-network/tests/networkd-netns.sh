@@ -99,7 +99,7 @@ in_srv() { nsenter --net="$WORK/netns/$SRV" "$@"; }
 S() { in_srv ip "$@"; }
 mount -o remount,ro /sys # no udevd here: read-only /sys tells networkd not to wait for it
 mount -t tmpfs -o mode=0755 tmpfs /run
-mount -t tmpfs -o mode=0755 tmpfs /etc/systemd/network
+[ -d /etc/systemd/network ] && mount -t tmpfs -o mode=0755 tmpfs /etc/systemd/network
 [ -d /usr/lib/systemd/network ] && mount -t tmpfs -o mode=0755 tmpfs /usr/lib/systemd/network
 mkdir -p /run/dbus /run/systemd/network /run/systemd/netif/links /run/systemd/netif/leases /run/systemd/netif/lldp
 chown -R systemd-network:systemd-network /run/systemd/netif
