@@ -60,13 +60,20 @@ fn fetch_private(f: &Fetcher) -> Result<Vec<PrivateNetwork>, FetchError> {
     })
 }
 
-/// MACs (lower case) of the `86:00:00:*` NICs present under `<root>/sys/class/net`.
+/// MACs (lower case) of the `86:00:00:*` NICs present under `<root>/sys/class/net`. Virtual
+/// devices (veths, bridges: their sysfs link points under `devices/virtual`) may carry a random
+/// `86:*` MAC and are not private networks, as in the hotplug udev rule.
 pub fn present_private_nics(root: &Root) -> BTreeSet<String> {
     let mut macs = BTreeSet::new();
     let Ok(entries) = std::fs::read_dir(root.join("/sys/class/net")) else {
         return macs;
     };
     for e in entries.flatten() {
+        let virtual_device = std::fs::read_link(e.path())
+            .is_ok_and(|target| target.to_string_lossy().contains("devices/virtual/"));
+        if virtual_device {
+            continue;
+        }
         if let Ok(mac) = std::fs::read_to_string(e.path().join("address")) {
             let mac = mac.trim().to_ascii_lowercase();
             if mac.starts_with("86:00:00:") {

@@ -279,6 +279,16 @@ fn sync_private_nics_waits_for_the_service_to_list_a_new_nic() {
     second.gateway = "10.1.0.1".into();
     second.network_id = 1002;
     attached.server.private_networks.push(second);
+    // A virtual device with a private-looking MAC (a veth whose sysfs link points under
+    // devices/virtual) is not a private network.
+    let virt = path(root.path(), "/sys/devices/virtual/net/veth1");
+    std::fs::create_dir_all(&virt).unwrap();
+    std::fs::write(virt.join("address"), "86:00:00:00:00:99\n").unwrap();
+    std::os::unix::fs::symlink(
+        "../../devices/virtual/net/veth1",
+        path(root.path(), "/sys/class/net/veth1"),
+    )
+    .unwrap();
     let s2 = server.clone();
     let updater = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(1500));
