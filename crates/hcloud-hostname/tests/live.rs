@@ -180,18 +180,34 @@ impl Scratch {
     }
 }
 
-/// Run the agent on the live root inside a new UTS+mount namespace whose hostname starts as
-/// `before-test` and whose `/etc` is the scratch `etc`. Returns its output and the namespace's
-/// hostname after the run.
 fn run_isolated(s: &Scratch, dbus_address: &str) -> (Output, String) {
+    run_isolated_with(s, dbus_address, None)
+}
+
+/// Run the agent on the live root inside a new UTS+mount namespace whose hostname starts as
+/// `before-test` and whose `/etc` is the scratch `etc`. With `hostnamed`, that binary (the real
+/// systemd-hostnamed) is started in the same namespaces first, on the given bus. Returns the
+/// agent's output and the namespace's hostname after the run.
+fn run_isolated_with(s: &Scratch, dbus_address: &str, hostnamed: Option<&str>) -> (Output, String) {
     const SCRIPT: &str = r#"
         set -e
         echo before-test > /proc/sys/kernel/hostname
         mount --bind "$1" /etc
         set +e
+        if [ -n "$5" ]; then
+            "$5" 2>"$4.hostnamed" &
+            hp=$!
+            i=0
+            until dbus-send --bus="$DBUS_SYSTEM_BUS_ADDRESS" --print-reply --dest=org.freedesktop.DBus \
+                    /org/freedesktop/DBus org.freedesktop.DBus.NameHasOwner \
+                    string:org.freedesktop.hostname1 2>/dev/null | grep -q 'boolean true'; do
+                i=$((i + 1)); [ "$i" -lt 200 ] || break; sleep 0.05
+            done
+        fi
         "$2" --metadata "$3"
         rc=$?
         cat /proc/sys/kernel/hostname > "$4"
+        [ -z "$5" ] || kill "$hp"
         exit $rc
     "#;
     let real = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
@@ -215,6 +231,7 @@ fn run_isolated(s: &Scratch, dbus_address: &str) -> (Output, String) {
         .arg(BIN)
         .arg(s.dir.path().join("doc.json"))
         .arg(&uts)
+        .arg(hostnamed.unwrap_or(""))
         .env("HCLOUD_HOSTNAME_DBUS_ADDRESS", dbus_address)
         .env("DBUS_SYSTEM_BUS_ADDRESS", dbus_address)
         .env_remove("JOURNAL_STREAM")
@@ -257,6 +274,34 @@ fn hostnamed_gets_static_then_transient_name_non_interactively() {
     // hostnamed does the writing; the agent itself touched neither.
     assert_eq!(s.etc_hostname(), None);
     assert_eq!(ns_hostname, "before-test");
+}
+
+/// systemd's own hostnamed, bus-activated nowhere but started by hand in the test's namespaces.
+fn systemd_hostnamed() -> &'static str {
+    [
+        "/usr/lib/systemd/systemd-hostnamed",
+        "/lib/systemd/systemd-hostnamed",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .expect("systemd-hostnamed (Debian package systemd) must be installed: scripts/install-deps")
+}
+
+#[test]
+fn real_systemd_hostnamed_sets_the_static_and_the_kernel_hostname() {
+    let bus = Bus::start();
+    let s = Scratch::new(Some("app-7"));
+    let (out, ns_hostname) = run_isolated_with(&s, &bus.address, Some(systemd_hostnamed()));
+    let hostnamed_log = fs::read_to_string(s.dir.path().join("uts.hostnamed")).unwrap_or_default();
+    assert!(out.status.success(), "hostnamed said: {hostnamed_log}");
+    assert!(
+        stderr(&out).contains("through systemd-hostnamed"),
+        "{}\nhostnamed said: {hostnamed_log}",
+        stderr(&out)
+    );
+    // What hostnamectl would show: the static name in /etc/hostname, the kernel's name.
+    assert_eq!(s.etc_hostname().as_deref(), Some("app-7\n"));
+    assert_eq!(ns_hostname, "app-7");
 }
 
 #[test]
