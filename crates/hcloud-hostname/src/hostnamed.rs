@@ -26,7 +26,10 @@ pub enum Outcome {
 
 /// hostnamed was reached but refused or failed: not a reason to go around it.
 #[derive(Debug, thiserror::Error)]
-#[error("systemd-hostnamed ({BUS_NAME}) refused {method}({name:?}): {source}")]
+#[error(
+    "systemd-hostnamed ({BUS_NAME}) refused {method}({name:?}): {source}; the hostname is left as \
+     it is (see `journalctl -u systemd-hostnamed` and its polkit rules)"
+)]
 pub struct Refused {
     pub method: &'static str,
     pub name: String,
