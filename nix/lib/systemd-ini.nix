@@ -30,11 +30,13 @@ let
   lower = builtins.replaceStrings (chars upper) (chars lowerChars);
 
   # [ { name = "Service"; entries = [ { key; value; } ... ]; } ... ] in file order. Comments and
-  # blank lines are skipped; a line that is neither a section nor key=value is an error.
+  # blank lines are skipped, a line ending in a backslash continues on the next (joined with a
+  # space, as systemd does); a line that is neither a section nor key=value is an error.
   parse =
     text:
     let
-      lines = filter (l: l != "" && match "[#;].*" l == null) (map trim (filter isString (split "\n" text)));
+      joined = builtins.replaceStrings [ "\\\n" ] [ " " ] text;
+      lines = filter (l: l != "" && match "[#;].*" l == null) (map trim (filter isString (split "\n" joined)));
       step =
         acc: line:
         let

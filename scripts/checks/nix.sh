@@ -181,6 +181,13 @@ else
   fail "module"; jq -r '.[]?' <<<"$out" 2>/dev/null || echo "$out"
 fi
 
+echo "-- unit file reader"
+if out=$(eval_json nix/tests/ini.nix -A failed 2>&1) && [ "$(jq -r 'length' <<<"$out")" = 0 ]; then
+  pass "systemd-ini ($(eval_json nix/tests/ini.nix -A count) assertions)"
+else
+  fail "systemd-ini"; jq -r '.[]?' <<<"$out" 2>/dev/null || echo "$out"
+fi
+
 echo "-- flake, stub evaluation"
 if out=$(eval_json nix/tests/flake.nix -A failed 2>&1) && [ "$(jq -r 'length' <<<"$out")" = 0 ]; then
   pass "flake ($(eval_json nix/tests/flake.nix -A count) assertions)"
