@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Static checks of the NixOS module (nix/), with Debian's nix-bin and no nixpkgs download:
-#  1. every .nix file parses;
+#  1. every .nix file of the repository parses;
 #  2. the pure function nix/lib/hcloud.nix turns each golden metadata document into the expected
 #     NixOS settings (networkd networks, hostname, root keys, resolvers);
 #  3. the documents in nix/tests/fixtures are byte-for-byte the Rust golden documents;
@@ -29,7 +29,8 @@ pass() { echo "ok: $*"; }
 eval_json() { nix-instantiate --eval --strict --json "$@"; }
 
 echo "-- parse"
-mapfile -t files < <(find nix flake.nix -name '*.nix' -type f | sort)
+# Every .nix file of the repository (the module's, the flake, the NixOS image's).
+mapfile -t files < <(find . -name '*.nix' -type f -not -path './target/*' -not -path './.git/*' | sed 's|^\./||' | sort)
 for f in "${files[@]}"; do
   if out=$(nix-instantiate --parse "$f" 2>&1 >/dev/null); then pass "parse $f"; else fail "parse $f: $out"; fi
 done
