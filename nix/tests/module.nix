@@ -289,6 +289,26 @@ let
         "10-hcloud-public"
       ]
     ))
+    (check "staticConfig: networks use only options of NixOS' systemd.network.networks.<name>" (
+      let
+        known = [
+          "matchConfig"
+          "linkConfig"
+          "networkConfig"
+          "dhcpV4Config"
+          "address"
+          "routes"
+          "dns"
+          "ntp"
+        ];
+        used = concatLists (
+          map (n: attrNames n.content) (
+            builtins.attrValues (static.out.systemd.network.networks // privateDhcp.out.systemd.network.networks)
+          )
+        );
+      in
+      builtins.all (k: elem k known) used
+    ))
     (check "staticConfig: no warnings for a good document" (static.out.warnings == [ ]))
     (check "staticConfig: an FQDN splits into hostName and domain" (
       fqdn.out.networking.hostName == mkDefaultOf "web-1" && fqdn.out.networking.domain == mkDefaultOf "example.com"
