@@ -39,6 +39,8 @@ pub const CLOUD_INIT_CFG: &str = "\
 # Written by hcloud-sim: the Hetzner datasource only, rendered for systemd-networkd.
 datasource_list: [Hetzner]
 disable_root: false
+# The image has no generated locales; C.UTF-8 always exists (otherwise cc_locale fails).
+locale: C.UTF-8
 system_info:
   network:
     renderers: [networkd]

@@ -17,11 +17,15 @@ use serde_json::{Value, json};
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(420);
 
+/// The checkout whose `systemd/` and static build are installed (HCLOUD_SIM_WORKSPACE overrides).
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
+    match std::env::var_os("HCLOUD_SIM_WORKSPACE") {
+        Some(w) => PathBuf::from(w),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .canonicalize()
+            .unwrap(),
+    }
 }
 
 /// The five agents and their units: every one must be installed and active after boot.
@@ -71,6 +75,31 @@ struct Vm {
     sim: Sim,
     key: PathBuf,
     started: Instant,
+    /// One end-to-end VM at a time on this machine, also across test runs (names, CPU).
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+/// Waits for the machine-wide lock of the end-to-end tests.
+fn machine_lock() -> nix::fcntl::Flock<std::fs::File> {
+    let dir = Path::new(sim::DEFAULT_STATE);
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("e2e.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+    let start = Instant::now();
+    let lock = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+        .unwrap_or_else(|(_, e)| panic!("locking {}: {e}", path.display()));
+    if start.elapsed() > Duration::from_secs(1) {
+        eprintln!(
+            "waited {:.0} s for another end-to-end run",
+            start.elapsed().as_secs_f64()
+        );
+    }
+    lock
 }
 
 impl Vm {
@@ -103,6 +132,7 @@ impl Vm {
 
     /// Prepares the disk and boots; `scenario` gets the key from `make`.
     fn boot(opts: Options, make: impl FnOnce(&str) -> ScenarioValue) -> Vm {
+        let lock = machine_lock();
         sim::purge(&opts).unwrap();
         let (key, public) = Vm::key(&opts, "id_ed25519");
         let value = make(&public);
@@ -111,11 +141,22 @@ impl Vm {
             sim,
             key,
             started: Instant::now(),
+            _lock: lock,
         };
         let t = Instant::now();
         vm.sim
             .prepare_disk()
             .unwrap_or_else(|e| panic!("preparing the disk: {e:#}"));
+        if vm.sim.opts.guest == Guest::Agents {
+            let units = vm.sim.dir.join("install-tree/usr/lib/systemd/system");
+            for u in UNITS {
+                assert!(
+                    units.join(u).is_file(),
+                    "{u} is not in the install tree {}: is systemd/{u} missing?",
+                    units.display()
+                );
+            }
+        }
         eprintln!("disk ready in {:.1} s", t.elapsed().as_secs_f64());
         vm.start();
         vm
@@ -377,19 +418,21 @@ fn s1_dual_stack_private_network_and_userdata() {
         "10.0.0.1",
         "10.0.255.254",
     );
-    let security = vm.sh("systemd-analyze security --no-pager 2>&1 || true");
+    // The exposure score of every unit, as systemd computes it on the running system.
+    let mut scores = serde_json::Map::new();
     for u in UNITS {
-        assert_contains(&security, u, "systemd-analyze security lists the unit");
+        let out = vm.sh(&format!(
+            "systemd-analyze security --no-pager {u} | tail -n 1"
+        ));
+        let score = out
+            .split_once(&format!("{u}: "))
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no exposure level for {u} in {out:?}"));
+        eprintln!("systemd-analyze security {u}: {score}");
+        scores.insert(u.to_string(), json!(score));
     }
-    eprintln!(
-        "{}",
-        security
-            .lines()
-            .filter(|l| l.contains("hcloud-"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-    let features = json!({"hostname": true, "ssh_keys": true, "ipv4": true, "ipv6": true, "private_network": true, "alias_ip": true});
+    let features = json!({"hostname": true, "ssh_keys": true, "ipv4": true, "ipv6": true, "private_network": true, "alias_ip": true, "exposure": scores});
     print_timings(&vm, t, features);
 }
 
