@@ -75,8 +75,17 @@ pub enum Error {
     #[error(transparent)]
     Hostnamed(#[from] hostnamed::Refused),
     #[error(
+        "systemd-hostnamed is not available ({why}) and the fallback cannot write the hostname: \
+         {source}; start systemd-hostnamed, or let the service write /etc (ReadWritePaths=/etc)"
+    )]
+    FallbackWrite {
+        why: String,
+        #[source]
+        source: Box<Error>,
+    },
+    #[error(
         "systemd-hostnamed is not available ({why}) and sethostname({name:?}) failed: {source}; \
-         run with CAP_SYS_ADMIN or start systemd-hostnamed"
+         start systemd-hostnamed, or give the service CAP_SYS_ADMIN and the sethostname system call"
     )]
     Sethostname {
         why: String,
@@ -188,7 +197,10 @@ fn write_file(path: &Path, name: &Hostname) -> Result<WriteOutcome, Error> {
 fn fallback(cfg: &Config, name: &Hostname, why: String) -> Result<Applied, Error> {
     let shown = name.as_str();
     let path = cfg.root.join(HOSTNAME_FILE);
-    let file = write_file(&path, name)?;
+    let file = write_file(&path, name).map_err(|e| Error::FallbackWrite {
+        why: why.clone(),
+        source: Box::new(e),
+    })?;
     log::info!("{} {} with {shown:?}", verb(file), path.display());
     let current = nix::unistd::gethostname().ok();
     let kernel_changed = current.as_deref() != Some(std::ffi::OsStr::new(name.as_str()));

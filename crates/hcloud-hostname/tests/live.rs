@@ -181,18 +181,25 @@ impl Scratch {
 }
 
 fn run_isolated(s: &Scratch, dbus_address: &str) -> (Output, String) {
-    run_isolated_with(s, dbus_address, None)
+    run_isolated_with(s, dbus_address, None, false)
 }
 
 /// Run the agent on the live root inside a new UTS+mount namespace whose hostname starts as
 /// `before-test` and whose `/etc` is the scratch `etc`. With `hostnamed`, that binary (the real
-/// systemd-hostnamed) is started in the same namespaces first, on the given bus. Returns the
-/// agent's output and the namespace's hostname after the run.
-fn run_isolated_with(s: &Scratch, dbus_address: &str, hostnamed: Option<&str>) -> (Output, String) {
+/// systemd-hostnamed) is started in the same namespaces first, on the given bus. With
+/// `readonly_etc`, `/etc` is read-only for the agent. Returns the agent's output and the
+/// namespace's hostname after the run.
+fn run_isolated_with(
+    s: &Scratch,
+    dbus_address: &str,
+    hostnamed: Option<&str>,
+    readonly_etc: bool,
+) -> (Output, String) {
     const SCRIPT: &str = r#"
         set -e
         echo before-test > /proc/sys/kernel/hostname
         mount --bind "$1" /etc
+        [ -z "$6" ] || mount -o remount,bind,ro /etc
         set +e
         if [ -n "$5" ]; then
             "$5" 2>"$4.hostnamed" &
@@ -232,6 +239,7 @@ fn run_isolated_with(s: &Scratch, dbus_address: &str, hostnamed: Option<&str>) -
         .arg(s.dir.path().join("doc.json"))
         .arg(&uts)
         .arg(hostnamed.unwrap_or(""))
+        .arg(if readonly_etc { "ro" } else { "" })
         .env("HCLOUD_HOSTNAME_DBUS_ADDRESS", dbus_address)
         .env("DBUS_SYSTEM_BUS_ADDRESS", dbus_address)
         .env_remove("JOURNAL_STREAM")
@@ -291,7 +299,7 @@ fn systemd_hostnamed() -> &'static str {
 fn real_systemd_hostnamed_sets_the_static_and_the_kernel_hostname() {
     let bus = Bus::start();
     let s = Scratch::new(Some("app-7"));
-    let (out, ns_hostname) = run_isolated_with(&s, &bus.address, Some(systemd_hostnamed()));
+    let (out, ns_hostname) = run_isolated_with(&s, &bus.address, Some(systemd_hostnamed()), false);
     let hostnamed_log = fs::read_to_string(s.dir.path().join("uts.hostnamed")).unwrap_or_default();
     assert!(out.status.success(), "hostnamed said: {hostnamed_log}");
     assert!(
@@ -374,6 +382,23 @@ fn without_any_bus_it_falls_back_too() {
     assert!(stderr(&out).contains("cannot connect"), "{}", stderr(&out));
     assert_eq!(s.etc_hostname().as_deref(), Some("app-7\n"));
     assert_eq!(ns_hostname, "app-7");
+}
+
+#[test]
+fn fallback_that_cannot_write_says_why_and_leaves_the_hostname() {
+    let s = Scratch::new(Some("app-7"));
+    fs::write(s.etc().join("hostname"), "previous\n").unwrap();
+    // /etc read-only for the agent, as under ProtectSystem=strict without ReadWritePaths=/etc.
+    let missing = format!("unix:path={}", s.dir.path().join("no-bus").display());
+    let (out, ns_hostname) = run_isolated_with(&s, &missing, None, true);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("systemd-hostnamed is not available") && err.contains("Read-only file system"),
+        "{err}"
+    );
+    assert_eq!(s.etc_hostname().as_deref(), Some("previous\n"));
+    assert_eq!(ns_hostname, "before-test");
 }
 
 #[test]
