@@ -240,10 +240,10 @@ fn two_debs_on_a_cloud_init_server_then_apt_remove() {
     }
     let names: Vec<String> = debs
         .iter()
-        .map(|d| format!("./{}", d.file_name().unwrap().to_string_lossy()))
+        .map(|d| format!("/root/{}", d.file_name().unwrap().to_string_lossy()))
         .collect();
     let install = vm.sh(&format!(
-        "cd /root && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-download {} 2>&1",
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y {} 2>&1",
         names.join(" ")
     ));
     eprintln!("{install}");
