@@ -91,6 +91,23 @@ fn build_debs(out: &Path) -> Vec<PathBuf> {
 struct Vm {
     sim: Sim,
     key: PathBuf,
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+/// The machine-wide lock of the end-to-end tests (shared with tests/e2e.rs): one VM at a time
+/// on this machine, also across test runs.
+fn machine_lock() -> nix::fcntl::Flock<std::fs::File> {
+    let dir = Path::new(sim::DEFAULT_STATE);
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("e2e.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+        .unwrap_or_else(|(_, e)| panic!("locking {}: {e}", path.display()))
 }
 
 impl Vm {
@@ -201,6 +218,7 @@ fn two_debs_on_a_cloud_init_server_then_apt_remove() {
     if let Err(e) = sim::check_host() {
         panic!("{e:#}");
     }
+    let lock = machine_lock();
     let mut opts = Options::new("e2e-debs", &workspace());
     opts.guest = Guest::CloudInit;
     if std::env::var("HCLOUD_SIM_ACCEL").as_deref() == Ok("kvm") {
@@ -216,7 +234,11 @@ fn two_debs_on_a_cloud_init_server_then_apt_remove() {
     sim.prepare_disk()
         .unwrap_or_else(|e| panic!("preparing the disk: {e:#}"));
     sim.boot().unwrap_or_else(|e| panic!("booting: {e:#}"));
-    let mut vm = Vm { sim, key };
+    let mut vm = Vm {
+        sim,
+        key,
+        _lock: lock,
+    };
     if let Err(e) = vm.sim.wait_ssh(&vm.key, BOOT_TIMEOUT) {
         panic!("{e:#}");
     }

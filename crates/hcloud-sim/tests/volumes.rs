@@ -32,6 +32,23 @@ fn workspace() -> PathBuf {
 struct Vm {
     sim: Sim,
     key: PathBuf,
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+/// The machine-wide lock of the end-to-end tests (shared with tests/e2e.rs): one VM at a time
+/// on this machine, also across test runs.
+fn machine_lock() -> nix::fcntl::Flock<std::fs::File> {
+    let dir = Path::new(sim::DEFAULT_STATE);
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("e2e.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+        .unwrap_or_else(|(_, e)| panic!("locking {}: {e}", path.display()))
 }
 
 impl Vm {
@@ -43,6 +60,7 @@ impl Vm {
         if let Err(e) = sim::check_host() {
             panic!("{e:#}");
         }
+        let lock = machine_lock();
         let mut opts = Options::new(name, &workspace());
         opts.guest = Guest::Agents;
         if std::env::var("HCLOUD_SIM_ACCEL").as_deref() == Ok("kvm") {
@@ -61,7 +79,11 @@ impl Vm {
             .join("install-tree/usr/lib/udev/rules.d/81-hcloud-volumes.rules");
         assert!(rule.is_file(), "{} is not staged", rule.display());
         sim.boot().unwrap_or_else(|e| panic!("booting: {e:#}"));
-        let vm = Vm { sim, key };
+        let vm = Vm {
+            sim,
+            key,
+            _lock: lock,
+        };
         vm.wait_ssh();
         vm
     }
