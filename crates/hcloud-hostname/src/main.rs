@@ -2,7 +2,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use hcloud_metadata::{DOCUMENT_PATH, Root};
+use hcloud_metadata::{DOCUMENT_PATH, Root, competitors};
 
 /// Set this server's hostname from the Hetzner Cloud metadata document.
 ///
@@ -29,8 +29,11 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     hcloud_metadata::logging::init("hcloud-hostname");
+    let root = Root::new(args.root);
+    // Warn (only) when cloud-init does this job too; the hand-over is in docs/install.md.
+    competitors::log_warnings(&root, competitors::Job::Hostname);
     let cfg = hcloud_hostname::Config {
-        root: Root::new(args.root),
+        root,
         metadata: args.metadata,
         dbus_address: args.dbus_address,
     };

@@ -174,3 +174,28 @@ fn stale_or_missing_document_is_refused() {
         "this-server\n"
     );
 }
+
+#[test]
+fn cloud_init_setting_the_hostname_too_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_doc(root, 7, Some("app-7"));
+    fs::create_dir_all(root.join("etc/cloud")).unwrap();
+    fs::write(
+        root.join("etc/cloud/cloud.cfg"),
+        "cloud_init_modules:\n  - set_hostname\n  - update_hostname\n",
+    )
+    .unwrap();
+    let out = run(root);
+    assert!(out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("cloud-init also sets the hostname")
+            && err.contains("preserve_hostname: true"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("etc/hostname")).unwrap(),
+        "app-7\n"
+    );
+}

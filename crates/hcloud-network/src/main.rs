@@ -2,7 +2,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use hcloud_metadata::Root;
+use hcloud_metadata::{Root, competitors};
 use hcloud_network::{Config, DEFAULT_OUTPUT_DIR, hotplug};
 
 /// Configure the public and private networks of this Hetzner Cloud server for systemd-networkd
@@ -64,6 +64,9 @@ fn main() -> ExitCode {
         };
     }
 
+    // Warn (only) when cloud-init, hc-utils, NetworkManager, netplan or ifupdown configure the
+    // NICs too; the hand-over is in docs/install.md.
+    competitors::log_warnings(&root, competitors::Job::Network);
     let cfg = Config {
         root,
         metadata: args.metadata,

@@ -371,3 +371,32 @@ fn private_dhcp_from_the_environment() {
     assert_eq!(run("false").status.code(), Some(0));
     assert!(private().contains("DHCP=no\n") && private().contains("Address=10.20.1.5/32"));
 }
+
+#[test]
+fn a_competing_cloud_init_network_config_is_warned_about_and_nothing_else_changes() {
+    // A stock Hetzner server: cloud-init renders the network too. The agent still writes its
+    // files (it only warns) and names the setting that hands the job over.
+    let root = TestRoot::new();
+    set_doc(&root, &document());
+    root.write(
+        "etc/cloud/cloud.cfg",
+        "cloud_init_modules:\n  - set_hostname\n",
+    );
+    root.write(
+        "etc/systemd/network/10-netplan-eth0.network",
+        "[Match]\nName=eth0\n",
+    );
+    let out = root.run(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let log = stderr(&out);
+    assert!(
+        log.contains("cloud-init also configures the network interfaces"),
+        "{log}"
+    );
+    assert!(log.contains("network: {config: disabled}"), "{log}");
+    assert_eq!(root.files(), [BACKEND, STORAGE, PUBLIC]);
+    assert_eq!(
+        std::fs::read_to_string(root.path("etc/systemd/network/10-netplan-eth0.network")).unwrap(),
+        "[Match]\nName=eth0\n"
+    );
+}

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use hcloud_metadata::{DOCUMENT_PATH, Root};
+use hcloud_metadata::{DOCUMENT_PATH, Root, competitors};
 
 /// Keep the SSH keys of the Hetzner Cloud project in a managed block of a user's
 /// authorized_keys; lines outside the block are the user's and stay as they are.
@@ -30,8 +30,11 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     hcloud_metadata::logging::init("hcloud-ssh-keys");
+    let root = Root::new(args.root);
+    // Warn (only) when cloud-init does this job too; the hand-over is in docs/install.md.
+    competitors::log_warnings(&root, competitors::Job::SshKeys);
     let cfg = hcloud_ssh_keys::Config {
-        root: Root::new(args.root),
+        root,
         metadata: args.metadata,
         user: args.user,
         authorized_keys: args.authorized_keys,

@@ -474,3 +474,33 @@ fn unknown_user_is_an_error() {
         stderr(&out)
     );
 }
+
+#[test]
+fn cloud_init_writing_keys_too_is_warned_about() {
+    let t = Tree::new();
+    let (ed, _) = t.keygen("ed", &["-t", "ed25519"]);
+    t.write_doc(7, std::slice::from_ref(&ed));
+    fs::create_dir_all(t.p("etc/cloud")).unwrap();
+    fs::write(t.p("etc/cloud/cloud.cfg"), "cloud_init_modules:\n  - ssh\n").unwrap();
+    let out = t.run(&[]);
+    assert!(out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("cloud-init also writes root's SSH keys")
+            && err.contains("allow_public_ssh_keys: false"),
+        "{err}"
+    );
+    // Handed over: no warning any more.
+    fs::create_dir_all(t.p("etc/cloud/cloud.cfg.d")).unwrap();
+    fs::write(
+        t.p("etc/cloud/cloud.cfg.d/99-hcloud-agents.cfg"),
+        "allow_public_ssh_keys: false\n",
+    )
+    .unwrap();
+    let out = t.run(&[]);
+    assert!(
+        !stderr(&out).contains("cloud-init also"),
+        "{}",
+        stderr(&out)
+    );
+}
