@@ -78,6 +78,11 @@ pub fn blame_sum(blame: &str, matches: impl Fn(&str) -> bool) -> f64 {
         .sum()
 }
 
+/// Rounded to tenths (and never `-0`).
+fn tenths(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0 + 0.0
+}
+
 /// Parses systemd time spans like `1min 2.345s`, `812ms`, `3.001s`, `250us`.
 pub fn parse_systemd_span(s: &str) -> Option<f64> {
     let mut total = 0.0;
@@ -140,8 +145,8 @@ impl Report {
         serde_json::json!({
             "time_to_ssh_s": self.time_to_ssh.map(|t| (t.as_secs_f64() * 10.0).round() / 10.0),
             "boot": self.get("boot time").trim(),
-            "hcloud_units_s": blame_sum(blame, |u| u.starts_with("hcloud-")),
-            "cloud_init_units_s": blame_sum(blame, |u| u.starts_with("cloud-")),
+            "hcloud_units_s": tenths(blame_sum(blame, |u| u.starts_with("hcloud-"))),
+            "cloud_init_units_s": tenths(blame_sum(blame, |u| u.starts_with("cloud-"))),
         })
     }
 
