@@ -186,19 +186,11 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Ssh { command } => {
             let s = Sim::open(opts)?;
-            let remote = if command.is_empty() {
-                String::new()
-            } else {
-                command.join(" ")
-            };
-            let mut c = s.ssh_command(&s.key_path(), &remote)?;
-            if command.is_empty() {
-                // Interactive: drop BatchMode's "--" remote command.
-                let args: Vec<_> = c.get_args().map(|a| a.to_owned()).collect();
-                let keep = args.len() - 2;
-                c = std::process::Command::new("ip");
-                c.args(&args[..keep]).arg("-t");
-            }
+            let remote = command.join(" ");
+            let mut c = s.ssh_command(
+                &s.key_path(),
+                (!command.is_empty()).then_some(remote.as_str()),
+            )?;
             use std::os::unix::process::CommandExt;
             let err = c.exec();
             bail!("running ssh: {err}");

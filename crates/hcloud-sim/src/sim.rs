@@ -330,8 +330,8 @@ impl Sim {
         Qmp::connect(&self.qmp_socket())
     }
 
-    /// `ssh` as root to the server (from inside its namespace).
-    pub fn ssh_command(&self, key: &Path, remote: &str) -> Result<Command> {
+    /// `ssh` as root to the server (from inside its namespace); `None`: an interactive login.
+    pub fn ssh_command(&self, key: &Path, remote: Option<&str>) -> Result<Command> {
         let addr = self.server.ssh_address()?;
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.ns, "ssh", "-i"])
@@ -349,16 +349,21 @@ impl Sim {
                 "ConnectTimeout=5",
                 "-o",
                 "LogLevel=ERROR",
-            ])
-            .arg(format!("root@{addr}"))
-            .arg("--")
-            .arg(remote);
+            ]);
+        match remote {
+            Some(r) => {
+                c.arg(format!("root@{addr}")).arg("--").arg(r);
+            }
+            None => {
+                c.arg("-t").arg(format!("root@{addr}"));
+            }
+        }
         Ok(c)
     }
 
     pub fn ssh(&self, key: &Path, remote: &str) -> Result<Output> {
         let out = self
-            .ssh_command(key, remote)?
+            .ssh_command(key, Some(remote))?
             .stdin(Stdio::null())
             .output()
             .context("running ssh (package openssh-client)")?;
