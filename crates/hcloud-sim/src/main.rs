@@ -186,11 +186,11 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Ssh { command } => {
             let s = Sim::open(opts)?;
-            let remote = command.join(" ");
-            let mut c = s.ssh_command(
-                &s.key_path(),
-                (!command.is_empty()).then_some(remote.as_str()),
-            )?;
+            let mut c = if command.is_empty() {
+                s.login_command(&s.key_path())?
+            } else {
+                s.ssh_command(&s.key_path(), &command.join(" "))?
+            };
             use std::os::unix::process::CommandExt;
             let err = c.exec();
             bail!("running ssh: {err}");

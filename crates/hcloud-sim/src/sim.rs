@@ -330,8 +330,17 @@ impl Sim {
         Qmp::connect(&self.qmp_socket())
     }
 
-    /// `ssh` as root to the server (from inside its namespace); `None`: an interactive login.
-    pub fn ssh_command(&self, key: &Path, remote: Option<&str>) -> Result<Command> {
+    /// `ssh` as root to the server (from inside its namespace), running `remote`.
+    pub fn ssh_command(&self, key: &Path, remote: &str) -> Result<Command> {
+        self.ssh_command_opt(key, Some(remote))
+    }
+
+    /// An interactive root login on the server.
+    pub fn login_command(&self, key: &Path) -> Result<Command> {
+        self.ssh_command_opt(key, None)
+    }
+
+    fn ssh_command_opt(&self, key: &Path, remote: Option<&str>) -> Result<Command> {
         let addr = self.server.ssh_address()?;
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.ns, "ssh", "-i"])
@@ -363,7 +372,7 @@ impl Sim {
 
     pub fn ssh(&self, key: &Path, remote: &str) -> Result<Output> {
         let out = self
-            .ssh_command(key, Some(remote))?
+            .ssh_command(key, remote)?
             .stdin(Stdio::null())
             .output()
             .context("running ssh (package openssh-client)")?;
