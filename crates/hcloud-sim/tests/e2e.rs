@@ -408,6 +408,24 @@ fn print_timings(vm: &Vm, t: Duration, features: Value) -> report::Report {
     r
 }
 
+/// The exposure score of each unit, as `systemd-analyze security` computes it on the running system.
+fn exposure(vm: &Vm, units: &[&str]) -> Value {
+    let mut scores = serde_json::Map::new();
+    for u in units {
+        let out = vm.sh(&format!(
+            "systemd-analyze security --no-pager {u} | tail -n 1"
+        ));
+        let score = out
+            .split_once(&format!("{u}: "))
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no exposure level for {u} in {out:?}"));
+        eprintln!("systemd-analyze security {u}: {score}");
+        scores.insert(u.to_string(), json!(score));
+    }
+    Value::Object(scores)
+}
+
 #[test]
 fn s1_dual_stack_private_network_and_userdata() {
     let opts = Vm::options("e2e-dual", Guest::Agents);
@@ -429,20 +447,7 @@ fn s1_dual_stack_private_network_and_userdata() {
         "10.0.0.1",
         "10.0.255.254",
     );
-    // The exposure score of every unit, as systemd computes it on the running system.
-    let mut scores = serde_json::Map::new();
-    for u in UNITS {
-        let out = vm.sh(&format!(
-            "systemd-analyze security --no-pager {u} | tail -n 1"
-        ));
-        let score = out
-            .split_once(&format!("{u}: "))
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .and_then(|s| s.parse::<f64>().ok())
-            .unwrap_or_else(|| panic!("no exposure level for {u} in {out:?}"));
-        eprintln!("systemd-analyze security {u}: {score}");
-        scores.insert(u.to_string(), json!(score));
-    }
+    let scores = exposure(&vm, UNITS);
     let features = json!({"hostname": true, "ssh_keys": true, "ipv4": true, "ipv6": true, "private_network": true, "alias_ip": true, "exposure": scores});
     print_timings(&vm, t, features);
 }
@@ -696,6 +701,7 @@ fn s6_cloud_init_peer_on_the_same_server() {
         "ipv6": vm.sh("ip -6 -o addr").contains("2001:db8:1234:5678::1/64"),
         "private_network": v4.contains("10.0.0.2/"),
         "alias_ip": v4.contains("10.0.0.3/"),
+        "exposure": exposure(&vm, &["cloud-init-local.service", "cloud-init.service", "cloud-config.service", "cloud-final.service"]),
     });
     print_timings(&vm, t, features);
     let status = vm.sh("cloud-init status --long 2>&1 || true");
