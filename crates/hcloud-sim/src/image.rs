@@ -104,7 +104,8 @@ pub fn ensure_rootfs(cache: &Path, mirror: Option<&str>) -> Result<PathBuf> {
     if let Ok(entries) = fs::read_dir(cache) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with("rootfs-") && e.path() != dir {
+            // Other recipes' trees; disks being made right now (`.work-<pid>`) stay.
+            if name.starts_with("rootfs-") && !name.contains(".work-") && e.path() != dir {
                 let _ = fs::remove_dir_all(e.path());
             }
         }

@@ -23,6 +23,7 @@ pub struct Options {
     /// Short name: `[a-z0-9-]`, at most 20 characters (namespace `hsim-<name>`).
     pub name: String,
     pub state_root: PathBuf,
+    /// Guest image cache (HCLOUD_SIM_CACHE, default /var/cache/hcloud-sim).
     pub cache: PathBuf,
     pub workspace: PathBuf,
     /// The static build (`target/x86_64-unknown-linux-musl/release`): agents and the fake.
@@ -39,7 +40,9 @@ impl Options {
         Options {
             name: name.to_string(),
             state_root: PathBuf::from(DEFAULT_STATE),
-            cache: PathBuf::from(image::DEFAULT_CACHE),
+            cache: std::env::var_os("HCLOUD_SIM_CACHE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(image::DEFAULT_CACHE)),
             workspace: workspace.to_path_buf(),
             bin_dir: image::musl_bin_dir(workspace),
             accel: Accel::Tcg,
