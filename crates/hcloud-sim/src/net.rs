@@ -328,7 +328,9 @@ pub fn dhcp_public(state: &Path, server: &Server) -> Result<Option<Dhcp>> {
 
 /// DHCP on a private network's bridge: the server's IP as a /32 and only classless routes
 /// (`<gateway>/32` on-link, `<network> via <gateway>`); no router option, as on Hetzner since 2025.
-pub fn dhcp_private(state: &Path, p: &PrivateNetwork) -> Result<Dhcp> {
+/// `metadata_route`: the server has no public NIC, so the lease also carries
+/// `169.254.169.254/32 via <gateway>` (how a private-only server reaches the metadata service).
+pub fn dhcp_private(state: &Path, p: &PrivateNetwork, metadata_route: bool) -> Result<Dhcp> {
     let net = p.network_v4()?;
     let bridge = bridge_private(p.interface_num);
     let tag = format!("p{}", p.interface_num);
@@ -343,11 +345,15 @@ pub fn dhcp_private(state: &Path, p: &PrivateNetwork) -> Result<Dhcp> {
         "--dhcp-option=option:netmask,255.255.255.255".into(),
         "--dhcp-option=option:router".into(),
         "--dhcp-option=option:dns-server".into(),
-        format!(
-            "--dhcp-option=121,{gw}/32,0.0.0.0,{net},{gw}",
-            gw = p.gateway
-        ),
     ]);
+    let mut routes = format!(
+        "--dhcp-option=121,{gw}/32,0.0.0.0,{net},{gw}",
+        gw = p.gateway
+    );
+    if metadata_route {
+        routes.push_str(&format!(",{METADATA_V4}/32,{}", p.gateway));
+    }
+    args.push(routes);
     Ok(Dhcp { bridge, args })
 }
 
@@ -464,7 +470,7 @@ mod tests {
                 &"--dhcp-option=121,172.31.1.1/32,0.0.0.0,0.0.0.0/0,172.31.1.1".to_string()
             )
         );
-        let d = dhcp_private(Path::new("/s"), &s.private_networks[0]).unwrap();
+        let d = dhcp_private(Path::new("/s"), &s.private_networks[0], false).unwrap();
         assert!(
             d.args.contains(
                 &"--dhcp-option=121,10.0.0.1/32,0.0.0.0,10.0.0.0/16,10.0.0.1".to_string()
@@ -474,6 +480,12 @@ mod tests {
         assert!(
             d.args
                 .contains(&"--dhcp-range=10.0.0.0,static,255.255.0.0,24h".to_string())
+        );
+        let d = dhcp_private(Path::new("/s"), &s.private_networks[0], true).unwrap();
+        let last = d.args.last().unwrap();
+        assert_eq!(
+            last,
+            "--dhcp-option=121,10.0.0.1/32,0.0.0.0,10.0.0.0/16,10.0.0.1,169.254.169.254/32,10.0.0.1"
         );
     }
 

@@ -270,8 +270,15 @@ impl Sim {
         if let Some(d) = net::dhcp_public(&self.dir, &self.server)? {
             net::start_dhcp(&self.ns, &d)?;
         }
+        let first = self
+            .server
+            .private_networks
+            .iter()
+            .map(|p| p.interface_num)
+            .min();
         for p in &self.server.private_networks {
-            net::start_dhcp(&self.ns, &net::dhcp_private(&self.dir, p)?)?;
+            let metadata_route = !self.server.has_public_nic() && Some(p.interface_num) == first;
+            net::start_dhcp(&self.ns, &net::dhcp_private(&self.dir, p, metadata_route)?)?;
         }
         self.start_fake(&fake)?;
         let _ = fs::remove_file(self.serial_log());
@@ -449,7 +456,7 @@ impl Sim {
     ) -> Result<()> {
         self.set_scenario(value_with_it)?;
         net::run_all(&net::plan_private(&self.ns, p, false)?)?;
-        net::start_dhcp(&self.ns, &net::dhcp_private(&self.dir, p)?)?;
+        net::start_dhcp(&self.ns, &net::dhcp_private(&self.dir, p, false)?)?;
         let mut qmp = self.qmp()?;
         vm::attach_private(&mut qmp, p)
     }
