@@ -401,7 +401,7 @@ let
       )
     else
       ok {
-        inherit mac;
+        inherit mac ipText gatewayText;
         network =
           if privateDhcp then
             {
@@ -483,7 +483,23 @@ let
           (if public.problem != null then [ "skipped ${publicEntry}: ${public.problem}" ] else [ ])
           ++ (if public.value != null then map (d: "${publicEntry}: ${d}") public.value.dropped else [ ]);
         index = 0;
+        # Without a public network the first private network configured routes the metadata
+        # service through its gateway (with privateDhcp the lease brings that route).
+        metadataDue = net.mac_address == null && !privateDhcp;
       };
+      withMetadataRoute =
+        r:
+        r.value.network
+        // {
+          routes = r.value.network.routes ++ [
+            {
+              Destination = "${hetzner.metadataAddress}/32";
+              Gateway = r.value.gatewayText;
+              GatewayOnLink = true;
+              PreferredSource = r.value.ipText;
+            }
+          ];
+        };
       step =
         acc: p:
         let
@@ -500,10 +516,15 @@ let
         in
         {
           index = acc.index + 1;
+          metadataDue = acc.metadataDue && problem != null;
           claimed = if problem == null then acc.claimed // { ${r.value.mac} = name; } else acc.claimed;
           networks =
             if problem == null then
-              acc.networks // { "10-hcloud-private-${replaceStrings [ ":" ] [ "" ] r.value.mac}" = r.value.network; }
+              acc.networks
+              // {
+                "10-hcloud-private-${replaceStrings [ ":" ] [ "" ] r.value.mac}" =
+                  if acc.metadataDue then withMetadataRoute r else r.value.network;
+              }
             else
               acc.networks;
           problems = acc.problems ++ (if problem == null then [ ] else [ "skipped ${name}: ${problem}" ]);

@@ -147,6 +147,11 @@ pub fn render(doc: &Document, opts: &RenderOptions) -> Rendered {
         }
     }
 
+    // Without a public network the metadata service is reached through a private network's
+    // gateway, as Hetzner's DHCP routes it on such servers: the first private network configured
+    // (the list is sorted by interface_num) carries that route. With --private-dhcp the lease
+    // brings it.
+    let mut metadata_route_due = net.mac_address.is_none() && !opts.private_dhcp;
     for (i, entry) in net.private.iter().enumerate() {
         let name = private_entry_name(i, entry);
         let parsed = private(entry).and_then(|p| match macs.get(&p.mac) {
@@ -157,7 +162,8 @@ pub fn render(doc: &Document, opts: &RenderOptions) -> Rendered {
             None => Ok(p),
         });
         match parsed {
-            Ok(p) => {
+            Ok(mut p) => {
+                p.metadata_route = std::mem::take(&mut metadata_route_due);
                 macs.insert(p.mac.clone(), name);
                 let file = private_file_name(&p.mac);
                 out.summaries.insert(file.clone(), p.summary(opts));
@@ -369,6 +375,8 @@ struct Private {
     aliases: Vec<Ipv4Addr>,
     network: Ipv4Network,
     gateway: Ipv4Addr,
+    /// Route 169.254.169.254 through this network's gateway (a server without public network).
+    metadata_route: bool,
 }
 
 fn private(p: &PrivateNetwork) -> Result<Private, String> {
@@ -428,6 +436,7 @@ fn private(p: &PrivateNetwork) -> Result<Private, String> {
         aliases,
         network,
         gateway,
+        metadata_route: false,
     })
 }
 
@@ -438,6 +447,9 @@ impl Private {
             s.push_str("IPv4 by DHCP");
         } else {
             let _ = write!(s, "{}/32, {} via {}", self.ip, self.network, self.gateway);
+        }
+        if self.metadata_route {
+            let _ = write!(s, ", metadata service via {}", self.gateway);
         }
         if !self.aliases.is_empty() {
             let list: Vec<String> = self.aliases.iter().map(|a| a.to_string()).collect();
@@ -486,6 +498,17 @@ impl Private {
             "\n[Route]\nDestination={}\nGateway={}\nGatewayOnLink=yes\nPreferredSource={}",
             self.network, self.gateway, self.ip
         );
+        if self.metadata_route {
+            let _ = writeln!(
+                o,
+                "\n# No public network: the metadata service through this network's gateway."
+            );
+            let _ = writeln!(
+                o,
+                "[Route]\nDestination={METADATA_ADDRESS}\nGateway={}\nGatewayOnLink=yes\nPreferredSource={}",
+                self.gateway, self.ip
+            );
+        }
         o
     }
 }
