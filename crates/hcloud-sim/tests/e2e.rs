@@ -5,7 +5,9 @@
 //!
 //! Set HCLOUD_SIM_ACCEL=kvm to use KVM, HCLOUD_SIM_KEEP=1 to keep disks and logs.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use hcloud_sim::image::Guest;
@@ -16,17 +18,6 @@ use hcloud_sim::vm::Accel;
 use serde_json::{Value, json};
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// The checkout whose `systemd/` and static build are installed (HCLOUD_SIM_WORKSPACE overrides).
-fn workspace() -> PathBuf {
-    match std::env::var_os("HCLOUD_SIM_WORKSPACE") {
-        Some(w) => PathBuf::from(w),
-        None => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../..")
-            .canonicalize()
-            .unwrap(),
-    }
-}
 
 /// The five agents and their units: every one must be installed and active after boot.
 const UNITS: &[&str] = &[
@@ -79,29 +70,6 @@ struct Vm {
     _lock: nix::fcntl::Flock<std::fs::File>,
 }
 
-/// Waits for the machine-wide lock of the end-to-end tests.
-fn machine_lock() -> nix::fcntl::Flock<std::fs::File> {
-    let dir = Path::new(sim::DEFAULT_STATE);
-    std::fs::create_dir_all(dir).unwrap();
-    let path = dir.join("e2e.lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
-    let start = Instant::now();
-    let lock = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
-        .unwrap_or_else(|(_, e)| panic!("locking {}: {e}", path.display()));
-    if start.elapsed() > Duration::from_secs(1) {
-        eprintln!(
-            "waited {:.0} s for another end-to-end run",
-            start.elapsed().as_secs_f64()
-        );
-    }
-    lock
-}
-
 impl Vm {
     fn options(name: &str, guest: Guest) -> Options {
         assert!(
@@ -111,7 +79,7 @@ impl Vm {
         if let Err(e) = sim::check_host() {
             panic!("{e:#}");
         }
-        let mut o = Options::new(name, &workspace());
+        let mut o = Options::new(name, &common::workspace());
         o.guest = guest;
         if std::env::var("HCLOUD_SIM_ACCEL").as_deref() == Ok("kvm") {
             o.accel = Accel::Kvm;
@@ -132,7 +100,7 @@ impl Vm {
 
     /// Prepares the disk and boots; `scenario` gets the key from `make`.
     fn boot(opts: Options, make: impl FnOnce(&str) -> ScenarioValue) -> Vm {
-        let lock = machine_lock();
+        let lock = common::machine_lock();
         sim::purge(&opts).unwrap();
         let (key, public) = Vm::key(&opts, "id_ed25519");
         let value = make(&public);
@@ -197,24 +165,8 @@ impl Vm {
             .unwrap_or_else(|e| panic!("{e:#}"))
     }
 
-    /// Waits until `cmd` succeeds in the guest (hotplug and similar asynchronous changes).
     fn eventually(&self, what: &str, cmd: &str, timeout: Duration) -> String {
-        let start = Instant::now();
-        loop {
-            let out = self.sim.ssh(&self.key, cmd).unwrap();
-            if out.status.success() {
-                eprintln!("{what}: after {:.1} s", start.elapsed().as_secs_f64());
-                return String::from_utf8_lossy(&out.stdout).into_owned();
-            }
-            if start.elapsed() > timeout {
-                panic!(
-                    "{what}: `{cmd}` still fails after {timeout:?}: {}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            std::thread::sleep(Duration::from_secs(2));
-        }
+        common::eventually(&self.sim, &self.key, what, cmd, timeout)
     }
 
     /// The interface name of the NIC with this MAC.
@@ -399,7 +351,7 @@ fn print_timings(vm: &Vm, t: Duration, features: Value) -> report::Report {
         f.extend(extra.clone());
     }
     eprintln!("figures of {}: {figures:#}", vm.sim.opts.name);
-    let dir = workspace().join("target/hcloud-sim");
+    let dir = common::workspace().join("target/hcloud-sim");
     let _ = std::fs::create_dir_all(&dir);
     let _ = std::fs::write(
         dir.join(format!("{}.json", vm.sim.opts.name)),

@@ -7,10 +7,12 @@
 //! built by pkg/debian/build-debs from the tree `hcloud-image dist --no-build` stages out of the
 //! static build. Needs root, QEMU, dpkg-deb, jq and fakeroot (scripts/install-deps).
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hcloud_sim::image::{self, Guest};
 use hcloud_sim::scenario::{self, ScenarioValue};
@@ -19,16 +21,6 @@ use hcloud_sim::vm::Accel;
 use serde_json::{Value, json};
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(420);
-
-fn workspace() -> PathBuf {
-    match std::env::var_os("HCLOUD_SIM_WORKSPACE") {
-        Some(w) => PathBuf::from(w),
-        None => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../..")
-            .canonicalize()
-            .unwrap(),
-    }
-}
 
 fn run(cmd: &mut Command, what: &str) {
     let out = cmd
@@ -44,7 +36,7 @@ fn run(cmd: &mut Command, what: &str) {
 
 /// The .debs of the current static build: staged tree, then pkg/debian/build-debs.
 fn build_debs(out: &Path) -> Vec<PathBuf> {
-    let ws = workspace();
+    let ws = common::workspace();
     let bin_dir = image::musl_bin_dir(&ws);
     let tree = out.join("tree");
     let tool = bin_dir.join("hcloud-image");
@@ -94,22 +86,6 @@ struct Vm {
     _lock: nix::fcntl::Flock<std::fs::File>,
 }
 
-/// The machine-wide lock of the end-to-end tests (shared with tests/e2e.rs): one VM at a time
-/// on this machine, also across test runs.
-fn machine_lock() -> nix::fcntl::Flock<std::fs::File> {
-    let dir = Path::new(sim::DEFAULT_STATE);
-    std::fs::create_dir_all(dir).unwrap();
-    let path = dir.join("e2e.lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
-    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
-        .unwrap_or_else(|(_, e)| panic!("locking {}: {e}", path.display()))
-}
-
 impl Vm {
     fn sh(&self, cmd: &str) -> String {
         self.sim
@@ -118,22 +94,7 @@ impl Vm {
     }
 
     fn eventually(&self, what: &str, cmd: &str, timeout: Duration) -> String {
-        let start = Instant::now();
-        loop {
-            let out = self.sim.ssh(&self.key, cmd).unwrap();
-            if out.status.success() {
-                eprintln!("{what}: after {:.1} s", start.elapsed().as_secs_f64());
-                return String::from_utf8_lossy(&out.stdout).into_owned();
-            }
-            if start.elapsed() > timeout {
-                panic!(
-                    "{what}: `{cmd}` still fails after {timeout:?}: {}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            std::thread::sleep(Duration::from_secs(2));
-        }
+        common::eventually(&self.sim, &self.key, what, cmd, timeout)
     }
 
     /// Copies a file into the guest's /root over SSH.
@@ -218,8 +179,8 @@ fn two_debs_on_a_cloud_init_server_then_apt_remove() {
     if let Err(e) = sim::check_host() {
         panic!("{e:#}");
     }
-    let lock = machine_lock();
-    let mut opts = Options::new("e2e-debs", &workspace());
+    let lock = common::machine_lock();
+    let mut opts = Options::new("e2e-debs", &common::workspace());
     opts.guest = Guest::CloudInit;
     if std::env::var("HCLOUD_SIM_ACCEL").as_deref() == Ok("kvm") {
         opts.accel = Accel::Kvm;

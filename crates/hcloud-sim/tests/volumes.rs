@@ -7,8 +7,10 @@
 //! leaves no failed unit, a reattach mounts again. Needs root, QEMU and the static build
 //! (scripts/test); HCLOUD_SIM_ACCEL=kvm uses KVM, HCLOUD_SIM_KEEP=1 keeps the state.
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use hcloud_sim::image::Guest;
 use hcloud_sim::scenario::ScenarioValue;
@@ -19,36 +21,10 @@ use serde_json::{Value, json};
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(420);
 
-fn workspace() -> PathBuf {
-    match std::env::var_os("HCLOUD_SIM_WORKSPACE") {
-        Some(w) => PathBuf::from(w),
-        None => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../..")
-            .canonicalize()
-            .unwrap(),
-    }
-}
-
 struct Vm {
     sim: Sim,
     key: PathBuf,
     _lock: nix::fcntl::Flock<std::fs::File>,
-}
-
-/// The machine-wide lock of the end-to-end tests (shared with tests/e2e.rs): one VM at a time
-/// on this machine, also across test runs.
-fn machine_lock() -> nix::fcntl::Flock<std::fs::File> {
-    let dir = Path::new(sim::DEFAULT_STATE);
-    std::fs::create_dir_all(dir).unwrap();
-    let path = dir.join("e2e.lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
-    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
-        .unwrap_or_else(|(_, e)| panic!("locking {}: {e}", path.display()))
 }
 
 impl Vm {
@@ -60,8 +36,8 @@ impl Vm {
         if let Err(e) = sim::check_host() {
             panic!("{e:#}");
         }
-        let lock = machine_lock();
-        let mut opts = Options::new(name, &workspace());
+        let lock = common::machine_lock();
+        let mut opts = Options::new(name, &common::workspace());
         opts.guest = Guest::Agents;
         if std::env::var("HCLOUD_SIM_ACCEL").as_deref() == Ok("kvm") {
             opts.accel = Accel::Kvm;
@@ -101,22 +77,7 @@ impl Vm {
     }
 
     fn eventually(&self, what: &str, cmd: &str, timeout: Duration) -> String {
-        let start = Instant::now();
-        loop {
-            let out = self.sim.ssh(&self.key, cmd).unwrap();
-            if out.status.success() {
-                eprintln!("{what}: after {:.1} s", start.elapsed().as_secs_f64());
-                return String::from_utf8_lossy(&out.stdout).into_owned();
-            }
-            if start.elapsed() > timeout {
-                panic!(
-                    "{what}: `{cmd}` still fails after {timeout:?}: {}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            std::thread::sleep(Duration::from_secs(2));
-        }
+        common::eventually(&self.sim, &self.key, what, cmd, timeout)
     }
 
     /// Adds the volume to the scenario (the API's attach), then plugs its disk.

@@ -1,0 +1,62 @@
+//! What the VM test files share: the checkout, the machine-wide lock, waiting in the guest.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hcloud_sim::sim::{self, Sim};
+
+/// The checkout whose `systemd/` and static build are installed (HCLOUD_SIM_WORKSPACE overrides).
+pub fn workspace() -> PathBuf {
+    match std::env::var_os("HCLOUD_SIM_WORKSPACE") {
+        Some(w) => PathBuf::from(w),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .canonicalize()
+            .unwrap(),
+    }
+}
+
+/// Waits for the machine-wide lock of the end-to-end tests: one VM at a time on this machine,
+/// also across test runs.
+pub fn machine_lock() -> nix::fcntl::Flock<std::fs::File> {
+    let dir = Path::new(sim::DEFAULT_STATE);
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("e2e.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+    let start = Instant::now();
+    let lock = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+        .unwrap_or_else(|(_, e)| panic!("locking {}: {e}", path.display()));
+    if start.elapsed() > Duration::from_secs(1) {
+        eprintln!(
+            "waited {:.0} s for another end-to-end run",
+            start.elapsed().as_secs_f64()
+        );
+    }
+    lock
+}
+
+/// Waits until `cmd` succeeds in the guest (hotplug and similar asynchronous changes).
+pub fn eventually(sim: &Sim, key: &Path, what: &str, cmd: &str, timeout: Duration) -> String {
+    let start = Instant::now();
+    loop {
+        let out = sim.ssh(key, cmd).unwrap();
+        if out.status.success() {
+            eprintln!("{what}: after {:.1} s", start.elapsed().as_secs_f64());
+            return String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        if start.elapsed() > timeout {
+            panic!(
+                "{what}: `{cmd}` still fails after {timeout:?}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
