@@ -361,11 +361,21 @@ fn handle(conn: TcpStream, state: &Mutex<State>) -> io::Result<()> {
     if let Some(d) = delay {
         thread::sleep(d);
     }
+    // Record before answering: a client that has seen the answer (or the dropped connection)
+    // must find its request in `requests()`.
+    let status = match &action {
+        Action::Drop => None,
+        Action::Answer { status, .. } => Some(*status),
+    };
+    lock(state).requests.push(RequestRecord {
+        path,
+        status,
+        at: Instant::now(),
+    });
     let mut conn = conn;
-    let status = match action {
+    match action {
         Action::Drop => {
             let _ = conn.shutdown(Shutdown::Both);
-            None
         }
         Action::Answer { status, body, send } => {
             let head = format!(
@@ -381,13 +391,7 @@ fn handle(conn: TcpStream, state: &Mutex<State>) -> io::Result<()> {
             let _ = conn.write_all(&out);
             let _ = conn.flush();
             let _ = conn.shutdown(Shutdown::Both);
-            Some(status)
         }
-    };
-    lock(state).requests.push(RequestRecord {
-        path,
-        status,
-        at: Instant::now(),
-    });
+    }
     Ok(())
 }
