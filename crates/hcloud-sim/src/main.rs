@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use hcloud_sim::image::{self, Guest};
 use hcloud_sim::report;
-use hcloud_sim::scenario;
+use hcloud_sim::scenario::{self, ServerExt};
 use hcloud_sim::sim::{self, Options, Sim};
 use hcloud_sim::vm::Accel;
 

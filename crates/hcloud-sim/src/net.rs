@@ -17,7 +17,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::scenario::{PrivateNetwork, Server};
+use crate::scenario::{PrivateNetwork, PrivateNetworkExt, Server, ServerExt};
 
 pub const GATEWAY_V4: &str = "172.31.1.1";
 pub const METADATA_V4: &str = "169.254.169.254";
@@ -43,11 +43,11 @@ pub fn tap_public() -> &'static str {
     "tap-pub"
 }
 
-pub fn bridge_private(num: u32) -> String {
+pub fn bridge_private(num: u64) -> String {
     format!("br-p{num}")
 }
 
-pub fn tap_private(num: u32) -> String {
+pub fn tap_private(num: u64) -> String {
     format!("tap-p{num}")
 }
 
@@ -59,122 +59,41 @@ pub fn dhcp_helper_address(ipv4: Ipv4Addr) -> Ipv4Addr {
     Ipv4Addr::new(o[0], o[1], o[2], last)
 }
 
+/// `ip -n <ns> <args>`; the arguments are split at spaces (none of them contains one).
+fn ip(ns: &str, args: &str) -> Cmd {
+    let mut c = cmd(&["ip", "-n", ns]);
+    c.extend(args.split_whitespace().map(str::to_string));
+    c
+}
+
 /// Creates the namespace and everything of the server's network that exists at boot.
 pub fn plan(ns: &str, server: &Server) -> Result<Vec<Cmd>> {
-    let mut c = vec![
-        cmd(&["ip", "netns", "add", ns]),
-        cmd(&["ip", "-n", ns, "link", "set", "lo", "up"]),
-    ];
+    let mut c = vec![cmd(&["ip", "netns", "add", ns]), ip(ns, "link set lo up")];
     for a in BEYOND_V4 {
-        c.push(cmd(&[
-            "ip",
-            "-n",
-            ns,
-            "addr",
-            "add",
-            &format!("{a}/32"),
-            "dev",
-            "lo",
-        ]));
+        c.push(ip(ns, &format!("addr add {a}/32 dev lo")));
     }
     for a in BEYOND_V6 {
-        c.push(cmd(&[
-            "ip",
-            "-n",
-            ns,
-            "-6",
-            "addr",
-            "add",
-            &format!("{a}/128"),
-            "dev",
-            "lo",
-            "nodad",
-        ]));
+        c.push(ip(ns, &format!("-6 addr add {a}/128 dev lo nodad")));
     }
     if server.has_public_nic() {
         let br = "br-pub";
-        c.push(cmd(&["ip", "-n", ns, "link", "add", br, "type", "bridge"]));
-        c.push(cmd(&["ip", "-n", ns, "link", "set", br, "up"]));
-        c.push(cmd(&[
-            "ip",
-            "-n",
-            ns,
-            "addr",
-            "add",
-            &format!("{GATEWAY_V4}/32"),
-            "dev",
-            br,
-        ]));
-        c.push(cmd(&[
-            "ip",
-            "-n",
-            ns,
-            "addr",
-            "add",
-            &format!("{METADATA_V4}/16"),
-            "dev",
-            br,
-        ]));
+        c.push(ip(ns, &format!("link add {br} type bridge")));
+        c.push(ip(ns, &format!("link set {br} up")));
+        c.push(ip(ns, &format!("addr add {GATEWAY_V4}/32 dev {br}")));
+        c.push(ip(ns, &format!("addr add {METADATA_V4}/16 dev {br}")));
         if let Some(v4) = server.public_ipv4 {
             let helper = dhcp_helper_address(v4);
-            c.push(cmd(&[
-                "ip",
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{helper}/24"),
-                "dev",
-                br,
-            ]));
+            c.push(ip(ns, &format!("addr add {helper}/24 dev {br}")));
         }
-        c.push(cmd(&[
-            "ip",
-            "-n",
+        c.push(ip(
             ns,
-            "-6",
-            "addr",
-            "add",
-            &format!("{GATEWAY_V6}/64"),
-            "dev",
-            br,
-            "nodad",
-        ]));
+            &format!("-6 addr add {GATEWAY_V6}/64 dev {br} nodad"),
+        ));
         if let Some(net) = server.ipv6_net()? {
-            c.push(cmd(&[
-                "ip",
-                "-n",
-                ns,
-                "-6",
-                "route",
-                "add",
-                &net.to_string(),
-                "dev",
-                br,
-            ]));
+            c.push(ip(ns, &format!("-6 route add {net} dev {br}")));
         }
-        c.push(cmd(&[
-            "ip",
-            "-n",
-            ns,
-            "tuntap",
-            "add",
-            "dev",
-            tap_public(),
-            "mode",
-            "tap",
-        ]));
-        c.push(cmd(&[
-            "ip",
-            "-n",
-            ns,
-            "link",
-            "set",
-            tap_public(),
-            "master",
-            br,
-            "up",
-        ]));
+        c.push(ip(ns, &format!("tuntap add dev {} mode tap", tap_public())));
+        c.push(ip(ns, &format!("link set {} master {br} up", tap_public())));
     }
     let first = server
         .private_networks
@@ -196,74 +115,28 @@ pub fn plan_private(ns: &str, p: &PrivateNetwork, metadata_here: bool) -> Result
     let tap = tap_private(p.interface_num);
     let mtu = PRIVATE_MTU.to_string();
     let mut c = vec![
-        cmd(&[
-            "ip", "-n", ns, "link", "add", &br, "mtu", &mtu, "type", "bridge",
-        ]),
-        cmd(&["ip", "-n", ns, "link", "set", &br, "up"]),
-        cmd(&[
-            "ip",
-            "-n",
+        ip(ns, &format!("link add {br} mtu {mtu} type bridge")),
+        ip(ns, &format!("link set {br} up")),
+        ip(
             ns,
-            "addr",
-            "add",
-            &format!("{}/{}", p.gateway, net.prefix()),
-            "dev",
-            &br,
-        ]),
-        cmd(&[
-            "ip",
-            "-n",
-            ns,
-            "addr",
-            "add",
-            &format!("{}/32", p.peer_host()?),
-            "dev",
-            "lo",
-        ]),
+            &format!("addr add {}/{} dev {br}", p.gateway, net.prefix()),
+        ),
+        ip(ns, &format!("addr add {}/32 dev lo", p.peer_host()?)),
     ];
     if metadata_here {
-        c.push(cmd(&[
-            "ip",
-            "-n",
-            ns,
-            "addr",
-            "add",
-            &format!("{METADATA_V4}/16"),
-            "dev",
-            &br,
-        ]));
+        c.push(ip(ns, &format!("addr add {METADATA_V4}/16 dev {br}")));
     }
-    c.push(cmd(&[
-        "ip", "-n", ns, "tuntap", "add", "dev", &tap, "mode", "tap",
-    ]));
-    c.push(cmd(&[
-        "ip", "-n", ns, "link", "set", &tap, "mtu", &mtu, "master", &br, "up",
-    ]));
+    c.push(ip(ns, &format!("tuntap add dev {tap} mode tap")));
+    c.push(ip(ns, &format!("link set {tap} mtu {mtu} master {br} up")));
     Ok(c)
 }
 
 /// Removes what `plan_private` created (after the NIC was detached).
 pub fn unplan_private(ns: &str, p: &PrivateNetwork) -> Result<Vec<Cmd>> {
     Ok(vec![
-        cmd(&["ip", "-n", ns, "link", "del", &tap_private(p.interface_num)]),
-        cmd(&[
-            "ip",
-            "-n",
-            ns,
-            "link",
-            "del",
-            &bridge_private(p.interface_num),
-        ]),
-        cmd(&[
-            "ip",
-            "-n",
-            ns,
-            "addr",
-            "del",
-            &format!("{}/32", p.peer_host()?),
-            "dev",
-            "lo",
-        ]),
+        ip(ns, &format!("link del {}", tap_private(p.interface_num))),
+        ip(ns, &format!("link del {}", bridge_private(p.interface_num))),
+        ip(ns, &format!("addr del {}/32 dev lo", p.peer_host()?)),
     ])
 }
 
@@ -403,7 +276,7 @@ mod tests {
 
     fn server(extra: &str) -> Server {
         let text = format!(
-            "server:\n  id: 7\n  name: a\n{extra}  private_networks:\n    - ip: 10.0.0.2\n      interface_num: 1\n      mac_address: \"86:00:00:00:00:01\"\n      network: 10.0.0.0/16\n      gateway: 10.0.0.1\n"
+            "server:\n  id: 7\n  name: a\n{extra}  private_networks:\n    - ip: 10.0.0.2\n      interface_num: 1\n      mac_address: \"86:00:00:00:00:01\"\n      network_id: 1001\n      network_name: backend\n      network: 10.0.0.0/16\n      subnet: 10.0.0.0/24\n      gateway: 10.0.0.1\n"
         );
         scenario::parse(&text).unwrap().1
     }

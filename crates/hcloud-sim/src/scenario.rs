@@ -1,62 +1,35 @@
-//! The part of a scenario file (`docs/scenario.md`) the simulator builds hardware and network
-//! from. The file itself is passed unchanged to `hcloud-fake-metadata`, which renders the
-//! metadata from it; this module only reads `server` and checks what the simulator relies on.
+//! The simulator's reading of a scenario file (`docs/scenario.md`). The types are the fake
+//! metadata service's own (`hcloud_fake_metadata::Scenario`), so the simulator refuses up front
+//! whatever the fake would refuse; this module adds what the simulator needs on top: the checks
+//! for hardware Hetzner would build, the server's IPv6 address and the address to SSH to.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use ipnetwork::{Ipv4Network, Ipv6Network};
-use serde::Deserialize;
+
+pub use hcloud_fake_metadata::{PrivateNet as PrivateNetwork, Scenario, Server};
 
 /// The whole scenario file as a generic value, so tests and the CLI can change it (add a key,
 /// attach a network, add faults) and write it back for the fake metadata service.
 pub type ScenarioValue = serde_json::Value;
 
-#[derive(Debug, Clone, Deserialize)]
-struct File {
-    server: Server,
-}
-
-/// One simulated server, as far as the simulator needs it.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-pub struct Server {
-    pub id: u64,
-    pub name: String,
-    #[serde(default)]
-    pub public_mac: Option<String>,
-    #[serde(default)]
-    pub public_ipv4: Option<Ipv4Addr>,
-    /// The server's /64, e.g. `2001:db8:1234:5678::/64`; the server uses `::1` of it.
-    #[serde(default)]
-    pub public_ipv6: Option<String>,
-    #[serde(default)]
-    pub public_keys: Vec<String>,
-    #[serde(default)]
-    pub private_networks: Vec<PrivateNetwork>,
-}
-
-/// One attached private network (one NIC).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-pub struct PrivateNetwork {
-    pub ip: Ipv4Addr,
-    #[serde(default)]
-    pub alias_ips: Vec<Ipv4Addr>,
-    pub interface_num: u32,
-    pub mac_address: String,
-    #[serde(default)]
-    pub network_id: Option<u64>,
-    #[serde(default)]
-    pub network_name: Option<String>,
-    pub network: String,
-    #[serde(default)]
-    pub subnet: Option<String>,
-    pub gateway: Ipv4Addr,
-}
-
-impl Server {
+/// What the simulator reads of a server beyond the scenario's fields.
+pub trait ServerExt {
     /// The IPv6 /64 of the server, parsed.
-    pub fn ipv6_net(&self) -> Result<Option<Ipv6Network>> {
+    fn ipv6_net(&self) -> Result<Option<Ipv6Network>>;
+    /// The address the server configures from its /64 (`<prefix>::1`).
+    fn ipv6_address(&self) -> Result<Option<Ipv6Addr>>;
+    fn has_public_nic(&self) -> bool;
+    /// The address a user would SSH to: public IPv4, else public IPv6, else the first private IP.
+    fn ssh_address(&self) -> Result<String>;
+    /// Checks what the simulator needs to build the server.
+    fn validate(&self) -> Result<()>;
+}
+
+impl ServerExt for Server {
+    fn ipv6_net(&self) -> Result<Option<Ipv6Network>> {
         match &self.public_ipv6 {
             None => Ok(None),
             Some(s) => {
@@ -70,19 +43,17 @@ impl Server {
         }
     }
 
-    /// The address the server configures from its /64 (`<prefix>::1`).
-    pub fn ipv6_address(&self) -> Result<Option<Ipv6Addr>> {
+    fn ipv6_address(&self) -> Result<Option<Ipv6Addr>> {
         Ok(self
             .ipv6_net()?
             .map(|n| Ipv6Addr::from(u128::from(n.network()) + 1)))
     }
 
-    pub fn has_public_nic(&self) -> bool {
+    fn has_public_nic(&self) -> bool {
         self.public_ipv4.is_some() || self.public_ipv6.is_some()
     }
 
-    /// The address a user would SSH to: public IPv4, else public IPv6, else the first private IP.
-    pub fn ssh_address(&self) -> Result<String> {
+    fn ssh_address(&self) -> Result<String> {
         if let Some(v4) = self.public_ipv4 {
             return Ok(v4.to_string());
         }
@@ -90,7 +61,7 @@ impl Server {
             return Ok(v6.to_string());
         }
         match self.private_networks.iter().min_by_key(|p| p.interface_num) {
-            Some(p) => Ok(p.ip.to_string()),
+            Some(p) => Ok(p.ipv4()?.to_string()),
             None => bail!(
                 "server {} has neither a public IP nor a private network: nothing to SSH to",
                 self.id
@@ -98,13 +69,8 @@ impl Server {
         }
     }
 
-    /// Checks what the simulator needs to build the server.
-    pub fn validate(&self) -> Result<()> {
-        if self.has_public_nic() {
-            let mac = self
-                .public_mac
-                .as_deref()
-                .context("server.public_mac is required when there is a public IP")?;
+    fn validate(&self) -> Result<()> {
+        if let Some(mac) = self.public_mac.as_deref() {
             check_mac("server.public_mac", mac, "96:00:")?;
         }
         self.ipv6_net()?;
@@ -122,20 +88,53 @@ impl Server {
                 );
             }
             let net = p.network_v4()?;
-            if !net.contains(p.ip) || !net.contains(p.gateway) {
-                bail!(
-                    "{what}: ip {} and gateway {} must lie in network {net}",
-                    p.ip,
-                    p.gateway
-                );
+            let (ip, gateway) = (p.ipv4()?, p.gateway_v4()?);
+            if !net.contains(ip) || !net.contains(gateway) {
+                bail!("{what}: ip {ip} and gateway {gateway} must lie in network {net}");
+            }
+            for alias in &p.alias_ips {
+                let a: Ipv4Addr = alias.parse().with_context(|| {
+                    format!("{what}: alias ip {alias:?} is not an IPv4 address")
+                })?;
+                if !net.contains(a) {
+                    bail!("{what}: alias ip {a} must lie in network {net}");
+                }
             }
         }
         Ok(())
     }
 }
 
-impl PrivateNetwork {
-    pub fn network_v4(&self) -> Result<Ipv4Network> {
+/// What the simulator reads of a private network beyond the scenario's fields.
+pub trait PrivateNetworkExt {
+    fn ipv4(&self) -> Result<Ipv4Addr>;
+    fn gateway_v4(&self) -> Result<Ipv4Addr>;
+    fn network_v4(&self) -> Result<Ipv4Network>;
+    /// A second host in the network's range that the server must reach through the gateway:
+    /// the last usable address of the range.
+    fn peer_host(&self) -> Result<Ipv4Addr>;
+}
+
+impl PrivateNetworkExt for PrivateNetwork {
+    fn ipv4(&self) -> Result<Ipv4Addr> {
+        self.ip.parse().with_context(|| {
+            format!(
+                "private network {}: ip {:?} is not an IPv4 address",
+                self.mac_address, self.ip
+            )
+        })
+    }
+
+    fn gateway_v4(&self) -> Result<Ipv4Addr> {
+        self.gateway.parse().with_context(|| {
+            format!(
+                "private network {}: gateway {:?} is not an IPv4 address",
+                self.mac_address, self.gateway
+            )
+        })
+    }
+
+    fn network_v4(&self) -> Result<Ipv4Network> {
         let net: Ipv4Network = self.network.parse().with_context(|| {
             format!(
                 "private network {}: network {:?} is not an IPv4 CIDR",
@@ -146,9 +145,7 @@ impl PrivateNetwork {
             .with_context(|| format!("network {}", self.network))
     }
 
-    /// A second host in the network's range that the server must reach through the gateway:
-    /// the last usable address of the range.
-    pub fn peer_host(&self) -> Result<Ipv4Addr> {
+    fn peer_host(&self) -> Result<Ipv4Addr> {
         let net = self.network_v4()?;
         Ok(Ipv4Addr::from(u32::from(net.broadcast()) - 1))
     }
@@ -176,12 +173,14 @@ pub fn parse(text: &str) -> Result<(ScenarioValue, Server)> {
     Ok((value, server))
 }
 
-/// The typed server of a scenario value.
+/// The typed server of a scenario value, checked as the fake metadata service checks it and
+/// for what the simulator builds from it.
 pub fn server_of(value: &ScenarioValue) -> Result<Server> {
-    let file: File = serde_json::from_value(value.clone())
-        .context("scenario: bad or missing `server` section")?;
-    file.server.validate()?;
-    Ok(file.server)
+    let text = serde_json::to_string(value).context("scenario cannot be written as JSON")?;
+    // JSON is YAML: the fake's own parser and checks, so both refuse the same files.
+    let scenario = Scenario::from_yaml(&text)?;
+    scenario.server.validate()?;
+    Ok(scenario.server)
 }
 
 pub fn load(path: &Path) -> Result<(ScenarioValue, Server)> {
@@ -267,5 +266,28 @@ options:
             .replace("10.0.0.0/16", "10.1.0.0/16");
         let err = format!("{:#}", parse(&outside).unwrap_err());
         assert!(err.contains("must lie in network"), "{err}");
+    }
+
+    #[test]
+    fn refuses_what_the_fake_metadata_service_would_refuse() {
+        // A misspelt key would otherwise build a server without the IPv4 the user meant.
+        let typo = DUAL.replace("public_ipv4:", "publc_ipv4:");
+        let err = format!("{:#}", parse(&typo).unwrap_err());
+        assert!(err.contains("publc_ipv4"), "{err}");
+        let no_name = DUAL.replace("      network_name: backend\n", "");
+        let err = format!("{:#}", parse(&no_name).unwrap_err());
+        assert!(err.contains("network_name"), "{err}");
+        let alias = DUAL.replace("alias_ips: [10.0.0.3]", "alias_ips: [192.168.7.3]");
+        let err = format!("{:#}", parse(&alias).unwrap_err());
+        assert!(
+            err.contains("alias ip 192.168.7.3 must lie in network 10.0.0.0/16"),
+            "{err}"
+        );
+        let bad_ip = DUAL.replace("ip: 10.0.0.2", "ip: 10.0.0.300");
+        let err = format!("{:#}", parse(&bad_ip).unwrap_err());
+        assert!(
+            err.contains("\"10.0.0.300\" is not an IPv4 address"),
+            "{err}"
+        );
     }
 }

@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::image::{self, Guest};
 use crate::net;
-use crate::scenario::{self, PrivateNetwork, ScenarioValue, Server};
+use crate::scenario::{self, PrivateNetwork, ScenarioValue, Server, ServerExt};
 use crate::vm::{self, Accel, Qmp, VmSpec};
 
 pub const DEFAULT_STATE: &str = "/var/lib/hcloud-sim";

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use crate::net;
-use crate::scenario::{PrivateNetwork, Server};
+use crate::scenario::{PrivateNetwork, Server, ServerExt};
 
 /// TCG works everywhere; KVM is much faster where it works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -35,15 +35,15 @@ pub struct VmSpec {
 
 /// The public NIC sits in PCI slot 3 (`ens3`), private NIC N in slot 9+N (`ens10`, `ens11`, ...),
 /// as on Hetzner Cloud.
-pub fn private_slot(interface_num: u32) -> u32 {
+pub fn private_slot(interface_num: u64) -> u64 {
     9 + interface_num
 }
 
-pub fn private_device_id(interface_num: u32) -> String {
+pub fn private_device_id(interface_num: u64) -> String {
     format!("nic-p{interface_num}")
 }
 
-fn private_netdev_id(interface_num: u32) -> String {
+fn private_netdev_id(interface_num: u64) -> String {
     format!("net-p{interface_num}")
 }
 
@@ -290,7 +290,7 @@ mod tests {
     #[test]
     fn hardware_looks_like_a_hetzner_server() {
         let (_, s) = scenario::parse(
-            "server:\n  id: 4242\n  name: a\n  public_mac: \"96:00:00:00:00:AA\"\n  public_ipv4: 203.0.113.10\n  private_networks:\n    - ip: 10.0.0.2\n      interface_num: 1\n      mac_address: \"86:00:00:00:00:01\"\n      network: 10.0.0.0/16\n      gateway: 10.0.0.1\n",
+            "server:\n  id: 4242\n  name: a\n  public_mac: \"96:00:00:00:00:AA\"\n  public_ipv4: 203.0.113.10\n  private_networks:\n    - ip: 10.0.0.2\n      interface_num: 1\n      mac_address: \"86:00:00:00:00:01\"\n      network_id: 1001\n      network_name: backend\n      network: 10.0.0.0/16\n      subnet: 10.0.0.0/24\n      gateway: 10.0.0.1\n",
         )
         .unwrap();
         let spec = VmSpec {

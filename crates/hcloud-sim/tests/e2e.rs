@@ -30,7 +30,7 @@ const UNITS: &[&str] = &[
 
 const USERDATA: &str = "#cloud-config\n# user data of the simulated server\nruncmd: [echo hello]\n";
 
-fn private(num: u32, ip: &str, alias: &[&str], net: &str, gw: &str) -> Value {
+fn private(num: u64, ip: &str, alias: &[&str], net: &str, gw: &str) -> Value {
     json!({
         "ip": ip,
         "alias_ips": alias,
