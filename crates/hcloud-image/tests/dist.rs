@@ -164,4 +164,72 @@ fn dist_aarch64_cross_builds_static_agents_that_run_under_qemu() {
             "{b}"
         );
     }
+
+    // The aarch64 release tarball made from this tree installs like the x86_64 one (same
+    // install.sh checks), and what it installs runs on aarch64.
+    let release = dir.path().join("release");
+    let out = Command::new(repo().join("pkg/release/make-release"))
+        .arg("--tree")
+        .arg(format!("aarch64={}", tree.display()))
+        .arg("--no-source")
+        .arg("--out")
+        .arg(&release)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "make-release: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tarball = release.join(format!("hcloud-agents-{}-aarch64.tar.gz", m.version));
+    let out = Command::new(repo().join("pkg/release/test-install.sh"))
+        .arg(&tarball)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "test-install.sh on the aarch64 tarball:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = dir.path().join("root");
+    fs::create_dir_all(&root).unwrap();
+    let unpacked = dir.path().join("unpacked");
+    fs::create_dir_all(&unpacked).unwrap();
+    let status = Command::new("tar")
+        .arg("-xzf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&unpacked)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let install = unpacked
+        .join(format!("hcloud-agents-{}-aarch64", m.version))
+        .join("install.sh");
+    let out = Command::new(&install)
+        .arg("--root")
+        .arg(&root)
+        .arg("--all")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "install.sh --all: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for b in &m.binaries {
+        let installed = root.join("usr/bin").join(b);
+        assert_eq!(elf::inspect(&installed).unwrap().machine, Machine::Aarch64);
+        let out = Command::new("qemu-aarch64")
+            .arg(&installed)
+            .arg("--version")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains(b.as_str()),
+            "installed {b} --version under qemu-aarch64: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
