@@ -7,15 +7,13 @@ cd "$(dirname "$0")/../.."
 failed=0
 bad() { echo "keys-hostname check FAILED: $*" >&2; failed=1; }
 
+# shellcheck source=scripts/lib/unit-checks.sh
+. scripts/lib/unit-checks.sh
+
 check() {
-  local u=$1 max=$2 out line score
-  # The binaries are not installed here; everything else must verify cleanly.
-  out=$(systemd-analyze verify "$u" 2>&1 | grep -v -E "Command /usr/bin/hcloud-[a-z-]+ is not executable" || true)
-  [ -z "$out" ] || bad "systemd-analyze verify $u: $out"
-  line=$(systemd-analyze security --offline=true "$u" 2>&1 | grep "Overall exposure level" || true)
-  score=$(sed -E 's/.*: ([0-9.]+) .*/\1/' <<<"$line")
-  echo "$u: exposure ${score:-unknown}"
-  awk -v s="${score:-99}" -v m="$max" 'BEGIN { exit !(s <= m) }' || bad "$u exposure ${score:-unknown} > $max"
+  local u=$1 max=$2
+  unit_verifies "$u"
+  unit_exposure_at_most "$u" "$max"
   grep -qx "After=hcloud-dl-metadata.service" "$u" || bad "$u is not ordered after hcloud-dl-metadata.service"
   grep -qx "WantedBy=multi-user.target" "$u" || bad "$u is not wanted by multi-user.target"
 }

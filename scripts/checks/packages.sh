@@ -12,27 +12,11 @@ failed=0
 bad() { echo "packages check FAILED: $*" >&2; failed=1; }
 
 # --- the volumes agent's unit and rule
-u=systemd/hcloud-volumes@.service
-out=$(systemd-analyze verify "$u" 2>&1 | grep -v -E "Command /usr/bin/hcloud-[a-z-]+ is not executable" || true)
-[ -z "$out" ] || bad "systemd-analyze verify $u: $out"
-line=$(systemd-analyze security --offline=true "$u" 2>&1 | grep "Overall exposure level" || true)
-score=$(sed -E 's/.*: ([0-9.]+) .*/\1/' <<<"$line")
-echo "$u: exposure ${score:-unknown}"
-awk -v s="${score:-99}" 'BEGIN { exit !(s <= 2.0) }' || bad "$u exposure ${score:-unknown} > 2.0"
-
-# shellcheck disable=SC2016 # expanded by the inner bash
-rules_out=$(unshare --mount --propagation private bash -c '
-  set -e
-  d=$(mktemp -d)
-  cp systemd/81-hcloud-volumes.rules "$d/"
-  mount --bind "$d" /usr/lib/udev/rules.d
-  mkdir -p /etc/udev/rules.d /run/udev
-  mount -t tmpfs tmpfs /etc/udev/rules.d
-  mount -t tmpfs tmpfs /run/udev
-  udevadm test --action=add /sys/class/net/lo 2>&1
-' || true)
-grep -q "Reading rules file: .*81-hcloud-volumes.rules" <<<"$rules_out" || bad "udevadm did not read 81-hcloud-volumes.rules"
-if grep -E "81-hcloud-volumes.rules:[0-9]+ " <<<"$rules_out"; then bad "udevadm complains about 81-hcloud-volumes.rules"; fi
+# shellcheck source=scripts/lib/unit-checks.sh
+. scripts/lib/unit-checks.sh
+unit_verifies systemd/hcloud-volumes@.service
+unit_exposure_at_most systemd/hcloud-volumes@.service 2.0
+udev_rule_parses systemd/81-hcloud-volumes.rules
 
 # --- scripts
 shellcheck -x pkg/debian/build-debs pkg/debian/test-maintscripts.sh pkg/release/make-release \

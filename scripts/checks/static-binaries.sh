@@ -6,7 +6,7 @@ dir=target/x86_64-unknown-linux-musl/release
 bad=0
 n=0
 for f in "$dir"/hcloud-*; do
-  [ -f "$f" ] && [ -x "$f" ] || continue
+  if [ ! -f "$f" ] || [ ! -x "$f" ]; then continue; fi
   case "$f" in *.d) continue ;; esac
   n=$((n + 1))
   desc=$(file -b "$f")
