@@ -167,10 +167,12 @@ fn check_mac(what: &str, mac: &str, prefix: &str) -> Result<()> {
 
 /// Parses a scenario file's text (YAML or JSON).
 pub fn parse(text: &str) -> Result<(ScenarioValue, Server)> {
+    // The text itself goes through the fake's parser first, so an error quotes the user's line.
+    let scenario = Scenario::from_yaml(text)?;
+    scenario.server.validate()?;
     let value: ScenarioValue =
         serde_saphyr::from_str(text).context("scenario is not valid YAML")?;
-    let server = server_of(&value)?;
-    Ok((value, server))
+    Ok((value, scenario.server))
 }
 
 /// The typed server of a scenario value, checked as the fake metadata service checks it and
