@@ -95,13 +95,9 @@ pub fn plan(ns: &str, server: &Server) -> Result<Vec<Cmd>> {
         c.push(ip(ns, &format!("tuntap add dev {} mode tap", tap_public())));
         c.push(ip(ns, &format!("link set {} master {br} up", tap_public())));
     }
-    let first = server
-        .private_networks
-        .iter()
-        .map(|p| p.interface_num)
-        .min();
+    let metadata = server.metadata_network();
     for p in &server.private_networks {
-        let metadata_here = !server.has_public_nic() && Some(p.interface_num) == first;
+        let metadata_here = metadata == Some(p.interface_num);
         c.extend(plan_private(ns, p, metadata_here)?);
     }
     Ok(c)

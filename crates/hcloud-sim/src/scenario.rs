@@ -22,6 +22,9 @@ pub trait ServerExt {
     /// The address the server configures from its /64 (`<prefix>::1`).
     fn ipv6_address(&self) -> Result<Option<Ipv6Addr>>;
     fn has_public_nic(&self) -> bool;
+    /// The private network (its `interface_num`) the metadata service answers on: on a server
+    /// without public NIC, the one with the lowest `interface_num`; otherwise none.
+    fn metadata_network(&self) -> Option<u64>;
     /// The address a user would SSH to: public IPv4, else public IPv6, else the first private IP.
     fn ssh_address(&self) -> Result<String>;
     /// Checks what the simulator needs to build the server.
@@ -51,6 +54,13 @@ impl ServerExt for Server {
 
     fn has_public_nic(&self) -> bool {
         self.public_ipv4.is_some() || self.public_ipv6.is_some()
+    }
+
+    fn metadata_network(&self) -> Option<u64> {
+        if self.has_public_nic() {
+            return None;
+        }
+        self.private_networks.iter().map(|p| p.interface_num).min()
     }
 
     fn ssh_address(&self) -> Result<String> {

@@ -270,14 +270,9 @@ impl Sim {
         if let Some(d) = net::dhcp_public(&self.dir, &self.server)? {
             net::start_dhcp(&self.ns, &d)?;
         }
-        let first = self
-            .server
-            .private_networks
-            .iter()
-            .map(|p| p.interface_num)
-            .min();
+        let metadata = self.server.metadata_network();
         for p in &self.server.private_networks {
-            let metadata_route = !self.server.has_public_nic() && Some(p.interface_num) == first;
+            let metadata_route = metadata == Some(p.interface_num);
             net::start_dhcp(&self.ns, &net::dhcp_private(&self.dir, p, metadata_route)?)?;
         }
         self.start_fake(&fake)?;
