@@ -143,7 +143,7 @@ impl Report {
     pub fn figures(&self) -> serde_json::Value {
         let blame = self.get("blame");
         serde_json::json!({
-            "time_to_ssh_s": self.time_to_ssh.map(|t| (t.as_secs_f64() * 10.0).round() / 10.0),
+            "time_to_ssh_s": self.time_to_ssh.map(|t| tenths(t.as_secs_f64())),
             "boot": self.get("boot time").trim(),
             "hcloud_units_s": tenths(blame_sum(blame, |u| u.starts_with("hcloud-"))),
             "cloud_init_units_s": tenths(blame_sum(blame, |u| u.starts_with("cloud-"))),

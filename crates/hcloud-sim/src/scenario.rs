@@ -98,14 +98,12 @@ impl ServerExt for Server {
                 );
             }
             let net = p.network_v4()?;
-            let (ip, gateway) = (p.ipv4()?, p.gateway_v4()?);
+            let (ip, gateway) = (p.ipv4()?, v4(p, "gateway", &p.gateway)?);
             if !net.contains(ip) || !net.contains(gateway) {
                 bail!("{what}: ip {ip} and gateway {gateway} must lie in network {net}");
             }
             for alias in &p.alias_ips {
-                let a: Ipv4Addr = alias.parse().with_context(|| {
-                    format!("{what}: alias ip {alias:?} is not an IPv4 address")
-                })?;
+                let a = v4(p, "alias ip", alias)?;
                 if !net.contains(a) {
                     bail!("{what}: alias ip {a} must lie in network {net}");
                 }
@@ -118,7 +116,6 @@ impl ServerExt for Server {
 /// What the simulator reads of a private network beyond the scenario's fields.
 pub trait PrivateNetworkExt {
     fn ipv4(&self) -> Result<Ipv4Addr>;
-    fn gateway_v4(&self) -> Result<Ipv4Addr>;
     fn network_v4(&self) -> Result<Ipv4Network>;
     /// A second host in the network's range that the server must reach through the gateway:
     /// the last usable address of the range.
@@ -127,21 +124,7 @@ pub trait PrivateNetworkExt {
 
 impl PrivateNetworkExt for PrivateNetwork {
     fn ipv4(&self) -> Result<Ipv4Addr> {
-        self.ip.parse().with_context(|| {
-            format!(
-                "private network {}: ip {:?} is not an IPv4 address",
-                self.mac_address, self.ip
-            )
-        })
-    }
-
-    fn gateway_v4(&self) -> Result<Ipv4Addr> {
-        self.gateway.parse().with_context(|| {
-            format!(
-                "private network {}: gateway {:?} is not an IPv4 address",
-                self.mac_address, self.gateway
-            )
-        })
+        v4(self, "ip", &self.ip)
     }
 
     fn network_v4(&self) -> Result<Ipv4Network> {
@@ -159,6 +142,16 @@ impl PrivateNetworkExt for PrivateNetwork {
         let net = self.network_v4()?;
         Ok(Ipv4Addr::from(u32::from(net.broadcast()) - 1))
     }
+}
+
+/// One address field of a private network, parsed; the error names the network and the field.
+fn v4(p: &PrivateNetwork, field: &str, value: &str) -> Result<Ipv4Addr> {
+    value.parse().with_context(|| {
+        format!(
+            "private network {}: {field} {value:?} is not an IPv4 address",
+            p.mac_address
+        )
+    })
 }
 
 fn check_mac(what: &str, mac: &str, prefix: &str) -> Result<()> {
