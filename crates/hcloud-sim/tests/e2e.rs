@@ -14,7 +14,6 @@ use hcloud_sim::image::Guest;
 use hcloud_sim::report;
 use hcloud_sim::scenario::{self, ScenarioValue};
 use hcloud_sim::sim::{self, Options, Sim};
-use hcloud_sim::vm::Accel;
 use serde_json::{Value, json};
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -71,22 +70,6 @@ struct Vm {
 }
 
 impl Vm {
-    fn options(name: &str, guest: Guest) -> Options {
-        assert!(
-            nix::unistd::geteuid().is_root(),
-            "the end-to-end tests need root (netns, bridges, taps): run `sudo scripts/test`"
-        );
-        if let Err(e) = sim::check_host() {
-            panic!("{e:#}");
-        }
-        let mut o = Options::new(name, &common::workspace());
-        o.guest = guest;
-        if std::env::var("HCLOUD_SIM_ACCEL").as_deref() == Ok("kvm") {
-            o.accel = Accel::Kvm;
-        }
-        o
-    }
-
     /// A fresh key pair in the server's state directory.
     fn key(opts: &Options, file: &str) -> (PathBuf, String) {
         let dir = Sim::state_dir(opts);
@@ -380,7 +363,7 @@ fn exposure(vm: &Vm, units: &[&str]) -> Value {
 
 #[test]
 fn s1_dual_stack_private_network_and_userdata() {
-    let opts = Vm::options("e2e-dual", Guest::Agents);
+    let opts = common::options("e2e-dual", Guest::Agents);
     let vm = Vm::boot(opts, |key| dual_stack(48151623, "app-7", key));
     let t = vm.wait_ssh();
     let public = scenario::server_of(&vm.sim.scenario).unwrap().public_keys[0].clone();
@@ -406,7 +389,7 @@ fn s1_dual_stack_private_network_and_userdata() {
 
 #[test]
 fn s2a_ipv6_only_server() {
-    let opts = Vm::options("e2e-v6only", Guest::Agents);
+    let opts = common::options("e2e-v6only", Guest::Agents);
     let vm = Vm::boot(opts, |key| {
         let mut v = dual_stack(48151624, "v6-only", key);
         v["server"]["public_ipv4"] = Value::Null;
@@ -425,7 +408,7 @@ fn s2a_ipv6_only_server() {
 
 #[test]
 fn s2b_private_network_only_server() {
-    let opts = Vm::options("e2e-private", Guest::Agents);
+    let opts = common::options("e2e-private", Guest::Agents);
     let vm = Vm::boot(opts, |key| {
         let mut v = dual_stack(48151625, "private-only", key);
         v["server"]["public_ipv4"] = Value::Null;
@@ -453,7 +436,7 @@ fn s2b_private_network_only_server() {
 
 #[test]
 fn s3_hotplug_attach_and_detach_a_private_network() {
-    let opts = Vm::options("e2e-hotplug", Guest::Agents);
+    let opts = common::options("e2e-hotplug", Guest::Agents);
     let mut vm = Vm::boot(opts, |key| dual_stack(48151626, "hotplug", key));
     vm.wait_ssh();
     check_units(&vm);
@@ -542,7 +525,7 @@ fn s3_hotplug_attach_and_detach_a_private_network() {
 
 #[test]
 fn s4_snapshot_clone_follows_the_new_server() {
-    let opts = Vm::options("e2e-clone", Guest::Agents);
+    let opts = common::options("e2e-clone", Guest::Agents);
     let mut vm = Vm::boot(opts, |key| dual_stack(48151627, "original", key));
     vm.wait_ssh();
     check_hostname(&vm, "original");
@@ -594,7 +577,7 @@ fn s4_snapshot_clone_follows_the_new_server() {
 
 #[test]
 fn s5_metadata_outage_at_boot() {
-    let opts = Vm::options("e2e-outage", Guest::Agents);
+    let opts = common::options("e2e-outage", Guest::Agents);
     let fault = |secs: u64| json!([{"path": "*", "for_secs": secs, "status": 503}]);
     let mut vm = Vm::boot(opts, |key| {
         let mut v = dual_stack(48151628, "outage", key);
@@ -635,7 +618,7 @@ fn s5_metadata_outage_at_boot() {
 
 #[test]
 fn s6_cloud_init_peer_on_the_same_server() {
-    let opts = Vm::options("e2e-cloudinit", Guest::CloudInit);
+    let opts = common::options("e2e-cloudinit", Guest::CloudInit);
     let vm = Vm::boot(opts, |key| dual_stack(48151623, "app-7", key));
     let t = vm.wait_ssh();
     // cloud-init logged root in with the metadata key: the fake service served a real client.

@@ -16,8 +16,7 @@ use std::time::Duration;
 
 use hcloud_sim::image::{self, Guest};
 use hcloud_sim::scenario::{self, ScenarioValue};
-use hcloud_sim::sim::{self, Options, Sim};
-use hcloud_sim::vm::Accel;
+use hcloud_sim::sim::{self, Sim};
 use serde_json::{Value, json};
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(420);
@@ -172,19 +171,8 @@ fn existing_server(key: &str) -> ScenarioValue {
 
 #[test]
 fn two_debs_on_a_cloud_init_server_then_apt_remove() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "the end-to-end tests need root (netns, bridges, taps): run `sudo scripts/test`"
-    );
-    if let Err(e) = sim::check_host() {
-        panic!("{e:#}");
-    }
+    let opts = common::options("e2e-debs", Guest::CloudInit);
     let lock = common::machine_lock();
-    let mut opts = Options::new("e2e-debs", &common::workspace());
-    opts.guest = Guest::CloudInit;
-    if std::env::var("HCLOUD_SIM_ACCEL").as_deref() == Ok("kvm") {
-        opts.accel = Accel::Kvm;
-    }
     sim::purge(&opts).unwrap();
     let dir = Sim::state_dir(&opts);
     fs::create_dir_all(&dir).unwrap();

@@ -14,8 +14,7 @@ use std::time::Duration;
 
 use hcloud_sim::image::Guest;
 use hcloud_sim::scenario::ScenarioValue;
-use hcloud_sim::sim::{self, Options, Sim};
-use hcloud_sim::vm::Accel;
+use hcloud_sim::sim::{self, Sim};
 use hcloud_sim::volumes;
 use serde_json::{Value, json};
 
@@ -29,19 +28,8 @@ struct Vm {
 
 impl Vm {
     fn boot(name: &str, make: impl FnOnce(&str) -> ScenarioValue) -> Vm {
-        assert!(
-            nix::unistd::geteuid().is_root(),
-            "the end-to-end tests need root (netns, bridges, taps): run `sudo scripts/test`"
-        );
-        if let Err(e) = sim::check_host() {
-            panic!("{e:#}");
-        }
+        let opts = common::options(name, Guest::Agents);
         let lock = common::machine_lock();
-        let mut opts = Options::new(name, &common::workspace());
-        opts.guest = Guest::Agents;
-        if std::env::var("HCLOUD_SIM_ACCEL").as_deref() == Ok("kvm") {
-            opts.accel = Accel::Kvm;
-        }
         sim::purge(&opts).unwrap();
         let dir = Sim::state_dir(&opts);
         std::fs::create_dir_all(&dir).unwrap();

@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use hcloud_sim::sim::{self, Sim};
+use hcloud_sim::image::Guest;
+use hcloud_sim::sim::{self, Options, Sim};
+use hcloud_sim::vm::Accel;
 
 /// The checkout whose `systemd/` and static build are installed (HCLOUD_SIM_WORKSPACE overrides).
 pub fn workspace() -> PathBuf {
@@ -15,6 +17,24 @@ pub fn workspace() -> PathBuf {
             .canonicalize()
             .unwrap(),
     }
+}
+
+/// The options of a test server named `name` booting `guest`, after checking that this machine
+/// can run one (root, QEMU and the rest); HCLOUD_SIM_ACCEL=kvm selects KVM.
+pub fn options(name: &str, guest: Guest) -> Options {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the end-to-end tests need root (netns, bridges, taps): run `sudo scripts/test`"
+    );
+    if let Err(e) = sim::check_host() {
+        panic!("{e:#}");
+    }
+    let mut o = Options::new(name, &workspace());
+    o.guest = guest;
+    if std::env::var("HCLOUD_SIM_ACCEL").as_deref() == Ok("kvm") {
+        o.accel = Accel::Kvm;
+    }
+    o
 }
 
 /// Waits for the machine-wide lock of the end-to-end tests: one VM at a time on this machine,
