@@ -13,6 +13,18 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// Runs `cmd`, failing the test with its output unless it succeeds; returns its stdout.
+fn run_ok(cmd: &mut Command, what: &str) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn run_dist(arch: &str, out: &Path) {
     let status = Command::new(env!("CARGO_BIN_EXE_hcloud-image"))
         .args(["--workspace"])
@@ -149,87 +161,57 @@ fn dist_aarch64_cross_builds_static_agents_that_run_under_qemu() {
     run_dist("aarch64", &tree);
     let m = check_tree(&tree, Arch::Aarch64, Machine::Aarch64);
     for b in &m.binaries {
-        let out = Command::new("qemu-aarch64")
-            .arg(tree.join("usr/bin").join(b))
-            .arg("--help")
-            .output()
-            .expect("qemu-aarch64 (Debian package qemu-user)");
-        assert!(
-            out.status.success(),
-            "{b} --help under qemu-aarch64 failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let help = run_ok(
+            Command::new("qemu-aarch64")
+                .arg(tree.join("usr/bin").join(b))
+                .arg("--help"),
+            &format!("{b} --help under qemu-aarch64 (Debian package qemu-user)"),
         );
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains("Usage"),
-            "{b}"
-        );
+        assert!(help.contains("Usage"), "{b}");
     }
 
     // The aarch64 release tarball made from this tree installs like the x86_64 one (same
     // install.sh checks), and what it installs runs on aarch64.
     let release = dir.path().join("release");
-    let out = Command::new(repo().join("pkg/release/make-release"))
-        .arg("--tree")
-        .arg(format!("aarch64={}", tree.display()))
-        .arg("--no-source")
-        .arg("--out")
-        .arg(&release)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "make-release: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let tree_arg = format!("aarch64={}", tree.display());
+    run_ok(
+        Command::new(repo().join("pkg/release/make-release"))
+            .args(["--tree", &tree_arg, "--no-source", "--out"])
+            .arg(&release),
+        "make-release",
     );
     let tarball = release.join(format!("hcloud-agents-{}-aarch64.tar.gz", m.version));
-    let out = Command::new(repo().join("pkg/release/test-install.sh"))
-        .arg(&tarball)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "test-install.sh on the aarch64 tarball:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new(repo().join("pkg/release/test-install.sh")).arg(&tarball),
+        "test-install.sh on the aarch64 tarball",
     );
-    let root = dir.path().join("root");
+    let (root, unpacked) = (dir.path().join("root"), dir.path().join("unpacked"));
     fs::create_dir_all(&root).unwrap();
-    let unpacked = dir.path().join("unpacked");
     fs::create_dir_all(&unpacked).unwrap();
-    let status = Command::new("tar")
-        .arg("-xzf")
-        .arg(&tarball)
-        .arg("-C")
-        .arg(&unpacked)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    run_ok(
+        Command::new("tar")
+            .arg("-xzf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(&unpacked),
+        "unpacking the tarball",
+    );
     let install = unpacked
         .join(format!("hcloud-agents-{}-aarch64", m.version))
         .join("install.sh");
-    let out = Command::new(&install)
-        .arg("--root")
-        .arg(&root)
-        .arg("--all")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "install.sh --all: {}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new(&install).arg("--root").arg(&root).arg("--all"),
+        "install.sh --all",
     );
     for b in &m.binaries {
         let installed = root.join("usr/bin").join(b);
         assert_eq!(elf::inspect(&installed).unwrap().machine, Machine::Aarch64);
-        let out = Command::new("qemu-aarch64")
-            .arg(&installed)
-            .arg("--version")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success() && String::from_utf8_lossy(&out.stdout).contains(b.as_str()),
-            "installed {b} --version under qemu-aarch64: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let version = run_ok(
+            Command::new("qemu-aarch64")
+                .arg(&installed)
+                .arg("--version"),
+            &format!("installed {b} --version under qemu-aarch64"),
         );
+        assert!(version.contains(b.as_str()), "{b} --version: {version}");
     }
 }
