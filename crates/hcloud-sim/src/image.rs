@@ -1,5 +1,6 @@
-//! The guest: a Debian bookworm root filesystem built by `image/recipe.sh` (debootstrap), cached
-//! under the cache directory keyed by the recipe's hash, and per simulated server a raw ext4 disk
+//! The guest: a Debian root filesystem (bookworm or sid, see [`Release`]) built by
+//! `image/recipe.sh` (debootstrap), cached under the cache directory keyed by the recipe's hash
+//! and the release, and per simulated server a raw ext4 disk
 //! made from it with the agents installed as a package would install them (or, for the peer,
 //! cloud-init enabled instead). The kernel and initrd come from the root filesystem's `/boot`
 //! and are booted directly by QEMU.
@@ -25,6 +26,33 @@ pub const AGENTS: &[&str] = &[
     "hcloud-network",
 ];
 
+/// The Debian release the guest is built from: which systemd the agents meet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Release {
+    /// Debian 12: systemd 252, the oldest systemd the agents support (and Debian's cloud-init).
+    Bookworm,
+    /// Debian sid: current systemd (262) with `systemd-imds`, standing for Arch and current NixOS.
+    Sid,
+}
+
+impl Release {
+    pub fn suite(self) -> &'static str {
+        match self {
+            Release::Bookworm => "bookworm",
+            Release::Sid => "sid",
+        }
+    }
+
+    /// The release named by HCLOUD_SIM_RELEASE (the tests' switch); bookworm when unset.
+    pub fn from_env() -> Result<Release> {
+        match std::env::var("HCLOUD_SIM_RELEASE") {
+            Err(_) => Ok(Release::Bookworm),
+            Ok(v) => <Release as clap::ValueEnum>::from_str(&v, true)
+                .map_err(|_| anyhow::anyhow!("HCLOUD_SIM_RELEASE={v:?}: use bookworm or sid")),
+        }
+    }
+}
+
 /// What runs in the guest to configure it from the metadata.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Guest {
@@ -46,14 +74,22 @@ system_info:
     renderers: [networkd]
 ";
 
-pub fn recipe_hash() -> String {
-    let digest = Sha256::digest(RECIPE.as_bytes());
+/// The cache key of a release's root filesystem: the recipe's hash and the suite.
+pub fn recipe_hash(release: Release) -> String {
+    let mut h = Sha256::new();
+    h.update(RECIPE.as_bytes());
+    h.update(release.suite().as_bytes());
+    let digest = h.finalize();
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
-/// The cached root filesystem of this recipe.
-pub fn rootfs_dir(cache: &Path) -> PathBuf {
-    cache.join(format!("rootfs-{}", recipe_hash()))
+/// The cached root filesystem of this recipe and release.
+pub fn rootfs_dir(cache: &Path, release: Release) -> PathBuf {
+    cache.join(format!(
+        "rootfs-{}-{}",
+        release.suite(),
+        recipe_hash(release)
+    ))
 }
 
 fn run(cmd: &mut Command, what: &str) -> Result<()> {
@@ -66,9 +102,9 @@ fn run(cmd: &mut Command, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Returns the cached root filesystem, building it first when the recipe changed. Concurrent
-/// callers wait for one build (lock file in the cache).
-pub fn ensure_rootfs(cache: &Path, mirror: Option<&str>) -> Result<PathBuf> {
+/// Returns the cached root filesystem of `release`, building it first when the recipe changed.
+/// Concurrent callers wait for one build (lock file in the cache).
+pub fn ensure_rootfs(cache: &Path, release: Release, mirror: Option<&str>) -> Result<PathBuf> {
     fs::create_dir_all(cache).with_context(|| format!("creating cache {}", cache.display()))?;
     let lock_path = cache.join("build.lock");
     let lock = fs::OpenOptions::new()
@@ -80,32 +116,39 @@ pub fn ensure_rootfs(cache: &Path, mirror: Option<&str>) -> Result<PathBuf> {
     let _guard = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, e)| e)
         .with_context(|| format!("locking {}", lock_path.display()))?;
-    let dir = rootfs_dir(cache);
+    let dir = rootfs_dir(cache, release);
     if dir.join("boot").is_dir() {
         return Ok(dir);
     }
-    let tmp = cache.join(format!("rootfs-{}.building", recipe_hash()));
+    let key = recipe_hash(release);
+    let suite = release.suite();
+    let tmp = cache.join(format!("rootfs-{suite}-{key}.building"));
     if tmp.exists() {
         fs::remove_dir_all(&tmp).with_context(|| format!("removing stale {}", tmp.display()))?;
     }
-    let script = cache.join(format!("recipe-{}.sh", recipe_hash()));
+    let script = cache.join(format!("recipe-{key}.sh"));
     fs::write(&script, RECIPE).with_context(|| format!("writing {}", script.display()))?;
     eprintln!(
-        "hcloud-sim: building the Debian bookworm guest image (debootstrap, about 1-3 minutes)"
+        "hcloud-sim: building the Debian {suite} guest image (debootstrap, about 1-3 minutes)"
     );
     let mut cmd = Command::new("bash");
-    cmd.arg(&script).arg(&tmp);
+    cmd.arg(&script).arg(&tmp).arg(suite);
     if let Some(m) = mirror {
         cmd.arg(m);
     }
     run(&mut cmd, "building the guest image (image/recipe.sh)")?;
     fs::rename(&tmp, &dir).with_context(|| format!("moving {} into place", tmp.display()))?;
-    // Old recipes' trees are not needed any more.
+    // Old recipes' trees of this release are not needed any more (the other release's stay).
+    let current = [Release::Bookworm, Release::Sid].map(|r| rootfs_dir(cache, r));
     if let Ok(entries) = fs::read_dir(cache) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             // Other recipes' trees; disks being made right now (`.work-<pid>`) stay.
-            if name.starts_with("rootfs-") && !name.contains(".work-") && e.path() != dir {
+            if name.starts_with("rootfs-")
+                && !name.contains(".work-")
+                && !name.ends_with(".building")
+                && !current.contains(&e.path())
+            {
                 let _ = fs::remove_dir_all(e.path());
             }
         }
@@ -340,9 +383,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn recipe_hash_is_stable_and_short() {
-        assert_eq!(recipe_hash().len(), 16);
-        assert_eq!(recipe_hash(), recipe_hash());
+    fn recipe_hash_is_stable_short_and_per_release() {
+        assert_eq!(recipe_hash(Release::Sid).len(), 16);
+        assert_eq!(recipe_hash(Release::Sid), recipe_hash(Release::Sid));
+        assert_ne!(recipe_hash(Release::Sid), recipe_hash(Release::Bookworm));
+        let cache = Path::new("/c");
+        assert_ne!(
+            rootfs_dir(cache, Release::Sid),
+            rootfs_dir(cache, Release::Bookworm)
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use hcloud_sim::image::{self, Guest};
+use hcloud_sim::image::{self, Guest, Release};
 use hcloud_sim::report;
 use hcloud_sim::scenario::{self, ServerExt};
 use hcloud_sim::sim::{self, Options, Sim};
@@ -31,6 +31,9 @@ enum Cmd {
         /// Debian mirror for debootstrap.
         #[arg(long)]
         mirror: Option<String>,
+        /// bookworm (systemd 252) or sid (current systemd with systemd-imds).
+        #[arg(long, value_enum, default_value = "bookworm")]
+        release: Release,
     },
     /// Boot a simulated server from a scenario file, print what it configured and how to log in.
     Up {
@@ -40,9 +43,17 @@ enum Cmd {
         /// tcg (default, works everywhere) or kvm.
         #[arg(long, value_enum, default_value = "tcg")]
         accel: Accel,
-        /// Boot Debian's cloud-init (Hetzner datasource) instead of the agents.
+        /// Boot Debian's cloud-init (Hetzner datasource) instead of the agents (bookworm only).
         #[arg(long)]
         cloud_init: bool,
+        /// The guest's Debian release: bookworm (systemd 252) or sid (current systemd with
+        /// systemd-imds, as on Arch).
+        #[arg(long, value_enum, default_value = "bookworm")]
+        release: Release,
+        /// Add this to the guest's kernel command line (repeatable), e.g.
+        /// `--kernel-arg systemd.imds.network=locked`.
+        #[arg(long = "kernel-arg", value_name = "ARG")]
+        kernel_args: Vec<String>,
         #[arg(long, default_value_t = 1024)]
         memory: u32,
         #[arg(long, default_value_t = 1)]
@@ -108,15 +119,17 @@ fn run(cli: Cli) -> Result<()> {
     let mut opts = Options::new(&cli.name, &workspace);
     sim::check_name(&cli.name)?;
     match cli.command {
-        Cmd::Image { mirror } => {
+        Cmd::Image { mirror, release } => {
             sim::check_host()?;
-            let dir = image::ensure_rootfs(&opts.cache, mirror.as_deref())?;
+            let dir = image::ensure_rootfs(&opts.cache, release, mirror.as_deref())?;
             println!("{}", dir.display());
         }
         Cmd::Up {
             scenario: file,
             accel,
             cloud_init,
+            release,
+            kernel_args,
             memory,
             cpus,
             timeout,
@@ -131,6 +144,8 @@ fn run(cli: Cli) -> Result<()> {
             opts.memory_mb = memory;
             opts.cpus = cpus;
             opts.mirror = mirror;
+            opts.release = release;
+            opts.kernel_args = kernel_args;
             opts.guest = if cloud_init {
                 Guest::CloudInit
             } else {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::image::{self, Guest};
+use crate::image::{self, Guest, Release};
 use crate::net;
 use crate::scenario::{self, PrivateNetwork, ScenarioValue, Server, ServerExt};
 use crate::vm::{self, Accel, Qmp, VmSpec};
@@ -32,6 +32,10 @@ pub struct Options {
     pub memory_mb: u32,
     pub cpus: u32,
     pub guest: Guest,
+    /// The Debian release of the guest (HCLOUD_SIM_RELEASE in the tests).
+    pub release: Release,
+    /// Added to the guest's kernel command line (e.g. `systemd.imds.network=locked`).
+    pub kernel_args: Vec<String>,
     pub mirror: Option<String>,
 }
 
@@ -49,6 +53,8 @@ impl Options {
             memory_mb: 1024,
             cpus: 1,
             guest: Guest::Agents,
+            release: Release::Bookworm,
+            kernel_args: Vec::new(),
             mirror: None,
         }
     }
@@ -227,7 +233,16 @@ impl Sim {
 
     /// Builds the guest image (cached) and this server's disk.
     pub fn prepare_disk(&self) -> Result<()> {
-        let rootfs = image::ensure_rootfs(&self.opts.cache, self.opts.mirror.as_deref())?;
+        if self.opts.guest == Guest::CloudInit && self.opts.release != Release::Bookworm {
+            bail!(
+                "the cloud-init peer runs on the bookworm guest only (its image has cloud-init 22.4)"
+            );
+        }
+        let rootfs = image::ensure_rootfs(
+            &self.opts.cache,
+            self.opts.release,
+            self.opts.mirror.as_deref(),
+        )?;
         let tree = self.dir.join("install-tree");
         let tree_ref = match self.opts.guest {
             Guest::Agents => {
@@ -257,7 +272,7 @@ impl Sim {
             teardown(&self.opts)?;
         }
         let fake = self.fake_binary()?;
-        let rootfs = image::rootfs_dir(&self.opts.cache);
+        let rootfs = image::rootfs_dir(&self.opts.cache, self.opts.release);
         let (kernel, initrd) = image::kernel_of(&rootfs)?;
         if !self.disk_path().is_file() {
             bail!(
@@ -284,6 +299,7 @@ impl Sim {
             cpus: self.opts.cpus,
             kernel,
             initrd,
+            kernel_args: self.opts.kernel_args.clone(),
             disk: self.disk_path(),
             serial_log: self.serial_log(),
             qmp_socket: self.qmp_socket(),

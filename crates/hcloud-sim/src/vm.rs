@@ -27,6 +27,8 @@ pub struct VmSpec {
     pub cpus: u32,
     pub kernel: PathBuf,
     pub initrd: PathBuf,
+    /// Added to the kernel command line.
+    pub kernel_args: Vec<String>,
     pub disk: PathBuf,
     pub serial_log: PathBuf,
     pub qmp_socket: PathBuf,
@@ -100,6 +102,10 @@ pub fn qemu_args(spec: &VmSpec, server: &Server) -> Vec<String> {
         "-nodefaults".into(),
         "-display".into(),
         "none".into(),
+        // Type 0 (BIOS vendor) is what systemd's hwdb matches Hetzner on (`dmi:bvnHetzner:*`),
+        // type 1 what the agents read (vendor, product, serial = the instance id).
+        "-smbios".into(),
+        "type=0,vendor=Hetzner".into(),
         "-smbios".into(),
         format!(
             "type=1,manufacturer=Hetzner,product=vServer,serial={}",
@@ -110,8 +116,12 @@ pub fn qemu_args(spec: &VmSpec, server: &Server) -> Vec<String> {
         "-initrd".into(),
         spec.initrd.display().to_string(),
         "-append".into(),
-        "root=/dev/vda rw console=ttyS0,115200 net.ifnames=1 systemd.journald.forward_to_console=1"
-            .into(),
+        std::iter::once(
+            "root=/dev/vda rw console=ttyS0,115200 net.ifnames=1 systemd.journald.forward_to_console=1",
+        )
+        .chain(spec.kernel_args.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(" "),
         "-drive".into(),
         format!(
             "file={},format=raw,if=virtio,cache=unsafe",
@@ -300,6 +310,7 @@ mod tests {
             cpus: 1,
             kernel: "/k".into(),
             initrd: "/i".into(),
+            kernel_args: vec!["systemd.imds.network=locked".into()],
             disk: "/d".into(),
             serial_log: "/s".into(),
             qmp_socket: "/q".into(),
@@ -308,6 +319,12 @@ mod tests {
         let a = qemu_args(&spec, &s).join(" ");
         assert!(
             a.contains("-smbios type=1,manufacturer=Hetzner,product=vServer,serial=4242"),
+            "{a}"
+        );
+        // systemd's hwdb recognises Hetzner by the BIOS vendor.
+        assert!(a.contains("-smbios type=0,vendor=Hetzner"), "{a}");
+        assert!(
+            a.contains("systemd.journald.forward_to_console=1 systemd.imds.network=locked"),
             "{a}"
         );
         assert!(a.contains("-machine pc,accel=tcg"), "{a}");

@@ -1,5 +1,7 @@
 //! End-to-end scenarios: a simulated Hetzner server boots Debian in QEMU with the agents (or
-//! cloud-init) and is checked from the host the way a user would check it. Needs root, QEMU,
+//! cloud-init) and is checked from the host the way a user would check it. Every agent scenario
+//! runs on both guests (`bookworm::*`: systemd 252; `sid::*`: systemd 262 with systemd-imds, as
+//! on Arch); the cloud-init peer on bookworm. Needs root, QEMU,
 //! dnsmasq and debootstrap (scripts/install-deps) and the static build (scripts/test builds it
 //! before nextest runs). Missing pieces fail the test with what to do; nothing is skipped.
 //!
@@ -10,7 +12,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use hcloud_sim::image::Guest;
+use hcloud_sim::image::{Guest, Release};
 use hcloud_sim::report;
 use hcloud_sim::scenario::{self, ScenarioValue};
 use hcloud_sim::sim::{self, Options, Sim};
@@ -215,6 +217,36 @@ fn check_units(vm: &Vm) {
     }
     let failed = vm.sh("systemctl --failed --plain --no-legend --no-pager");
     assert!(failed.trim().is_empty(), "failed units:\n{failed}");
+    if vm.sim.opts.release == Release::Sid {
+        check_beside_systemd_imds(vm);
+    }
+}
+
+/// On current systemd: systemd-imds recognised the server as Hetzner (so the guest really stands
+/// for an Arch server), networkd has no complaint about any file of ours, and root's keys are
+/// exactly the managed block (no line from a credential import).
+fn check_beside_systemd_imds(vm: &Vm) {
+    let args = &vm.sim.opts.kernel_args;
+    let early = vm.sh("systemctl show -P ActiveState,Result systemd-imds-early-network.service");
+    let network_off = args.iter().any(|a| a == "systemd.imds.network=off");
+    assert!(network_off || early.split_whitespace().eq(["active", "success"]),
+        "systemd-imds-early-network.service did not run: is the BIOS vendor Hetzner?\n{}",
+        vm.sh("systemctl status --no-pager 'systemd-imds*' 2>&1; cat /sys/class/dmi/id/bios_vendor; true")
+    );
+    let complaints = vm.sh(
+        "journalctl -b --no-pager -o cat -u systemd-networkd -p warning | grep -i hcloud; true",
+    );
+    assert!(
+        complaints.trim().is_empty(),
+        "systemd-networkd warns about our files:\n{complaints}"
+    );
+    let auth = vm.sh("cat /root/.ssh/authorized_keys");
+    let first = auth.lines().next().unwrap_or_default();
+    let last = auth.lines().last().unwrap_or_default();
+    assert!(
+        first.starts_with("# BEGIN hcloud-ssh-keys") && last == "# END hcloud-ssh-keys",
+        "root's authorized_keys is more than the managed block:\n{auth}"
+    );
 }
 
 fn check_identity(vm: &Vm, id: u64) {
@@ -361,9 +393,8 @@ fn exposure(vm: &Vm, units: &[&str]) -> Value {
     Value::Object(scores)
 }
 
-#[test]
-fn s1_dual_stack_private_network_and_userdata() {
-    let opts = common::options("e2e-dual", Guest::Agents);
+fn s1_dual_stack_private_network_and_userdata(release: Release) {
+    let opts = common::options("e2e-dual", Guest::Agents, release);
     let vm = Vm::boot(opts, |key| dual_stack(48151623, "app-7", key));
     let t = vm.wait_ssh();
     let public = scenario::server_of(&vm.sim.scenario).unwrap().public_keys[0].clone();
@@ -387,9 +418,8 @@ fn s1_dual_stack_private_network_and_userdata() {
     print_timings(&vm, t, features);
 }
 
-#[test]
-fn s2a_ipv6_only_server() {
-    let opts = common::options("e2e-v6only", Guest::Agents);
+fn s2a_ipv6_only_server(release: Release) {
+    let opts = common::options("e2e-v6only", Guest::Agents, release);
     let vm = Vm::boot(opts, |key| {
         let mut v = dual_stack(48151624, "v6-only", key);
         v["server"]["public_ipv4"] = Value::Null;
@@ -406,9 +436,8 @@ fn s2a_ipv6_only_server() {
     print_timings(&vm, t, json!({}));
 }
 
-#[test]
-fn s2b_private_network_only_server() {
-    let opts = common::options("e2e-private", Guest::Agents);
+fn s2b_private_network_only_server(release: Release) {
+    let opts = common::options("e2e-private", Guest::Agents, release);
     let vm = Vm::boot(opts, |key| {
         let mut v = dual_stack(48151625, "private-only", key);
         v["server"]["public_ipv4"] = Value::Null;
@@ -434,9 +463,8 @@ fn s2b_private_network_only_server() {
     print_timings(&vm, t, json!({}));
 }
 
-#[test]
-fn s3_hotplug_attach_and_detach_a_private_network() {
-    let opts = common::options("e2e-hotplug", Guest::Agents);
+fn s3_hotplug_attach_and_detach_a_private_network(release: Release) {
+    let opts = common::options("e2e-hotplug", Guest::Agents, release);
     let mut vm = Vm::boot(opts, |key| dual_stack(48151626, "hotplug", key));
     vm.wait_ssh();
     check_units(&vm);
@@ -523,9 +551,8 @@ fn s3_hotplug_attach_and_detach_a_private_network() {
     check_units(&vm);
 }
 
-#[test]
-fn s4_snapshot_clone_follows_the_new_server() {
-    let opts = common::options("e2e-clone", Guest::Agents);
+fn s4_snapshot_clone_follows_the_new_server(release: Release) {
+    let opts = common::options("e2e-clone", Guest::Agents, release);
     let mut vm = Vm::boot(opts, |key| dual_stack(48151627, "original", key));
     vm.wait_ssh();
     check_hostname(&vm, "original");
@@ -575,9 +602,8 @@ fn s4_snapshot_clone_follows_the_new_server() {
     );
 }
 
-#[test]
-fn s5_metadata_outage_at_boot() {
-    let opts = common::options("e2e-outage", Guest::Agents);
+fn s5_metadata_outage_at_boot(release: Release) {
+    let opts = common::options("e2e-outage", Guest::Agents, release);
     let fault = |secs: u64| json!([{"path": "*", "for_secs": secs, "status": 503}]);
     let mut vm = Vm::boot(opts, |key| {
         let mut v = dual_stack(48151628, "outage", key);
@@ -618,7 +644,7 @@ fn s5_metadata_outage_at_boot() {
 
 #[test]
 fn s6_cloud_init_peer_on_the_same_server() {
-    let opts = common::options("e2e-cloudinit", Guest::CloudInit);
+    let opts = common::options("e2e-cloudinit", Guest::CloudInit, Release::Bookworm);
     let vm = Vm::boot(opts, |key| dual_stack(48151623, "app-7", key));
     let t = vm.wait_ssh();
     // cloud-init logged root in with the metadata key: the fake service served a real client.
@@ -647,3 +673,96 @@ fn s6_cloud_init_peer_on_the_same_server() {
         "cloud-init finished without errors",
     );
 }
+
+/// The kernel command line our images boot with (packer/, nix/): systemd-imds keeps its Varlink
+/// API but imports no credential and brings up no network of its own.
+const IMAGE_IMDS_ARGS: &[&str] = &["systemd.imds.import=0", "systemd.imds.network=off"];
+
+/// systemd-imds beside the agents, on current systemd: the images' hand-over (import and early
+/// network off), then `locked` mode, where our unprivileged downloaders cannot reach the service:
+/// they must say so at once and keep root's keys, never hang for the budget.
+#[test]
+fn s7_systemd_imds_hand_over_and_locked_mode() {
+    let mut opts = common::options("e2e-imds", Guest::Agents, Release::Sid);
+    opts.kernel_args = IMAGE_IMDS_ARGS.iter().map(|a| a.to_string()).collect();
+    let mut vm = Vm::boot(opts, |key| dual_stack(48151630, "imds", key));
+    vm.wait_ssh();
+    check_units(&vm);
+    check_hostname(&vm, "imds");
+    check_public(&vm, Some("203.0.113.10"), Some("2001:db8:1234:5678::1"));
+    assert_eq!(
+        vm.sh("ls /run/systemd/network/; ls /run/credstore 2>/dev/null; true")
+            .lines()
+            .filter(|l| l.contains("imds")
+                || l.contains("authorized_keys")
+                || l.contains("hostname"))
+            .collect::<Vec<_>>(),
+        Vec::<&str>::new(),
+        "systemd-imds wrote a network file or a credential although the image hands both over"
+    );
+    // Its Varlink API still answers, through the network the agents configured.
+    assert_eq!(
+        vm.sh("systemd-imds hostname").trim(),
+        "imds",
+        "systemd-imds hostname"
+    );
+
+    // Locked: a prohibit route keeps unmarked sockets away from 169.254.169.254.
+    vm.sim.halt().unwrap();
+    vm.sim.opts.kernel_args = vec!["systemd.imds.network=locked".into()];
+    vm.start();
+    vm.wait_ssh();
+    check_hostname(&vm, "imds");
+    assert_contains(
+        &vm.sh("ip route show table all"),
+        "prohibit 169.254.169.254",
+        "locked mode's route",
+    );
+    let journal = vm.sh("journalctl -b --no-pager -o cat -u hcloud-dl-metadata");
+    assert_contains(
+        &journal,
+        "systemd.imds.network",
+        "the downloader names the switch to change",
+    );
+    let secs: f64 = vm
+        .sh("systemctl show -P ExecMainStartTimestampMonotonic,ExecMainExitTimestampMonotonic hcloud-dl-metadata.service")
+        .split_whitespace()
+        .map(|t| t.parse::<f64>().unwrap_or(0.0))
+        .collect::<Vec<_>>()
+        .windows(2)
+        .map(|w| (w[1] - w[0]) / 1e6)
+        .next()
+        .unwrap_or(f64::MAX);
+    eprintln!("hcloud-dl-metadata gave up after {secs:.1} s in locked mode");
+    assert!(
+        secs < 15.0,
+        "the downloader spent {secs:.1} s before giving up:\n{journal}"
+    );
+    let auth = vm.sh("cat /root/.ssh/authorized_keys");
+    assert_contains(
+        &auth,
+        "e2e-imds-sid-id_ed25519",
+        "root keeps the key of the last good document",
+    );
+}
+
+/// Each agent scenario as a test on each guest: `bookworm::s1_...` and `sid::s1_...`.
+macro_rules! on_both_guests {
+    ($($scenario:ident),* $(,)?) => {
+        mod bookworm {
+            $(#[test] fn $scenario() { super::$scenario(hcloud_sim::image::Release::Bookworm) })*
+        }
+        mod sid {
+            $(#[test] fn $scenario() { super::$scenario(hcloud_sim::image::Release::Sid) })*
+        }
+    };
+}
+
+on_both_guests!(
+    s1_dual_stack_private_network_and_userdata,
+    s2a_ipv6_only_server,
+    s2b_private_network_only_server,
+    s3_hotplug_attach_and_detach_a_private_network,
+    s4_snapshot_clone_follows_the_new_server,
+    s5_metadata_outage_at_boot,
+);

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use hcloud_sim::image::{self, Guest};
+use hcloud_sim::image::{self, Guest, Release};
 use hcloud_sim::scenario::{self, ScenarioValue};
 use hcloud_sim::sim::{self, Sim};
 use serde_json::{Value, json};
@@ -171,7 +171,7 @@ fn existing_server(key: &str) -> ScenarioValue {
 
 #[test]
 fn two_debs_on_a_cloud_init_server_then_apt_remove() {
-    let opts = common::options("e2e-debs", Guest::CloudInit);
+    let opts = common::options("e2e-debs", Guest::CloudInit, Release::Bookworm);
     let lock = common::machine_lock();
     sim::purge(&opts).unwrap();
     let dir = Sim::state_dir(&opts);

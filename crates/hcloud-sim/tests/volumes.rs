@@ -28,7 +28,7 @@ struct Vm {
 
 impl Vm {
     fn boot(name: &str, make: impl FnOnce(&str) -> ScenarioValue) -> Vm {
-        let opts = common::options(name, Guest::Agents);
+        let opts = common::options(name, Guest::Agents, common::release_from_env());
         let lock = common::machine_lock();
         sim::purge(&opts).unwrap();
         let dir = Sim::state_dir(&opts);

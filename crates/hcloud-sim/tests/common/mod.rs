@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use hcloud_sim::image::Guest;
+use hcloud_sim::image::{Guest, Release};
 use hcloud_sim::sim::{self, Options, Sim};
 use hcloud_sim::vm::Accel;
 
@@ -19,9 +19,10 @@ pub fn workspace() -> PathBuf {
     }
 }
 
-/// The options of a test server named `name` booting `guest`, after checking that this machine
-/// can run one (root, QEMU and the rest); HCLOUD_SIM_ACCEL=kvm selects KVM.
-pub fn options(name: &str, guest: Guest) -> Options {
+/// The options of a test server named `name` booting `guest` on `release` (the sid server's
+/// name gets `-sid`), after checking that this machine can run one (root, QEMU and the rest);
+/// HCLOUD_SIM_ACCEL=kvm selects KVM.
+pub fn options(name: &str, guest: Guest, release: Release) -> Options {
     assert!(
         nix::unistd::geteuid().is_root(),
         "the end-to-end tests need root (netns, bridges, taps): run `sudo scripts/test`"
@@ -29,12 +30,22 @@ pub fn options(name: &str, guest: Guest) -> Options {
     if let Err(e) = sim::check_host() {
         panic!("{e:#}");
     }
-    let mut o = Options::new(name, &workspace());
+    let name = match release {
+        Release::Bookworm => name.to_string(),
+        Release::Sid => format!("{name}-sid"),
+    };
+    let mut o = Options::new(&name, &workspace());
     o.guest = guest;
+    o.release = release;
     if std::env::var("HCLOUD_SIM_ACCEL").as_deref() == Ok("kvm") {
         o.accel = Accel::Kvm;
     }
     o
+}
+
+/// The release HCLOUD_SIM_RELEASE names (bookworm when unset), for the tests that run on one guest.
+pub fn release_from_env() -> Release {
+    Release::from_env().unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// Waits for the machine-wide lock of the end-to-end tests: one VM at a time on this machine,
