@@ -47,9 +47,12 @@ grep -Eq '^HOOKS=.*autodetect' /etc/mkinitcpio.conf && die "could not remove the
 mkinitcpio -P
 
 # GRUB: short timeout; the kernel console on the serial port and on the (last, primary) screen.
+# systemd-imds (in Arch's systemd package) hands its jobs to the agents: no credential import (a
+# key it imports would land outside the managed block and outlive its removal in Hetzner), no
+# early network of its own; its Varlink API stays (docs/install.md, systemd-imds).
 sed -i -E \
   -e 's/^#?GRUB_TIMEOUT=.*/GRUB_TIMEOUT=1/' \
-  -e 's/^#?GRUB_CMDLINE_LINUX_DEFAULT=.*/GRUB_CMDLINE_LINUX_DEFAULT="loglevel=3 console=ttyS0,115200 console=tty0"/' \
+  -e 's/^#?GRUB_CMDLINE_LINUX_DEFAULT=.*/GRUB_CMDLINE_LINUX_DEFAULT="loglevel=3 console=ttyS0,115200 console=tty0 systemd.imds.import=0 systemd.imds.network=off"/' \
   /etc/default/grub
 bash "$here/bootloader.sh" "$disk"
 

@@ -609,3 +609,24 @@ fn the_nixos_template_builds_for_both_architectures_from_one_file() {
     );
     assert!(text.contains(r#"source      = "${path.root}/../nix/""#));
 }
+
+/// The kernel command line switches with which an image hands systemd-imds' jobs to the agents
+/// (the simulator's s7 boots them on systemd 262).
+const IMDS_HAND_OVER: &[&str] = &["systemd.imds.import=0", "systemd.imds.network=off"];
+
+#[test]
+fn the_arch_image_hands_systemd_imds_jobs_to_the_agents() {
+    let script = packer_dir().join("scripts/archlinux-configure.sh");
+    let text = std::fs::read_to_string(&script).unwrap();
+    let cmdline = text
+        .lines()
+        .find_map(|l| l.split("GRUB_CMDLINE_LINUX_DEFAULT=\"").nth(1))
+        .unwrap_or_else(|| panic!("{} sets no GRUB_CMDLINE_LINUX_DEFAULT", script.display()));
+    let cmdline = cmdline.split('"').next().unwrap_or_default();
+    for arg in IMDS_HAND_OVER {
+        assert!(
+            cmdline.split_whitespace().any(|a| a == *arg),
+            "the Arch kernel command line {cmdline:?} lacks {arg}"
+        );
+    }
+}
