@@ -3,9 +3,11 @@
 //! Reads only the metadata document. On the running system (`--root /`) the static and the
 //! transient hostname are set through systemd-hostnamed over D-Bus; where hostnamed cannot be
 //! reached, `/etc/hostname` is written atomically and sethostname(2) is called. With another
-//! root only `<root>/etc/hostname` is written.
+//! root only `<root>/etc/hostname` is written. Then (unless `--no-etc-hosts`) the name goes into
+//! a managed block of `/etc/hosts` (see [`hosts`]).
 
 pub mod hostnamed;
+pub mod hosts;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +29,8 @@ pub struct Config {
     pub metadata: PathBuf,
     /// The bus where hostnamed is reached; `None` is the system bus.
     pub dbus_address: Option<String>,
+    /// Keep the server name in a managed block of `/etc/hosts`.
+    pub etc_hosts: bool,
 }
 
 /// What was done.
@@ -74,6 +78,8 @@ pub enum Error {
     Write(#[from] WriteError),
     #[error(transparent)]
     Hostnamed(#[from] hostnamed::Refused),
+    #[error("the hostname is set, but {0}")]
+    Hosts(#[from] hosts::HostsError),
     #[error(
         "systemd-hostnamed is not available ({why}) and the fallback cannot write the hostname: \
          {source}; start systemd-hostnamed, or let the service write /etc (ReadWritePaths=/etc)"
@@ -136,7 +142,18 @@ pub fn run(cfg: &Config) -> Result<Applied, Error> {
             name.as_str()
         );
     }
-    apply(cfg, &name)
+    let applied = apply(cfg, &name)?;
+    if cfg.etc_hosts {
+        let path = cfg.root.join(hosts::HOSTS_FILE);
+        let outcome = hosts::update(&path, &name)?;
+        log::info!(
+            "{} the managed block of {}: {}",
+            verb(outcome),
+            path.display(),
+            hosts::lines(&name).join(", ")
+        );
+    }
+    Ok(applied)
 }
 
 /// Set `name` the way the root allows.

@@ -1,5 +1,5 @@
 //! The real `hcloud-hostname` binary with `--root` on a temp tree: only `<root>/etc/hostname`
-//! is written, hostile names change nothing, stale documents are refused.
+//! (and `/etc/hosts`, see etc_hosts.rs) is written, hostile names change nothing, stale documents are refused.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
