@@ -626,6 +626,42 @@ impl SystemdImds {
     }
 }
 
+/// Where credentials given to the whole system are found: systemd-imds' import writes into
+/// `/run/credstore`; the system's own credentials (from the VMM, the kernel command line) are
+/// in `/run/credentials/@system`.
+pub const CREDENTIAL_DIRS: [&str; 2] = [CREDSTORE, "/run/credentials/@system"];
+
+/// A credential file found under the root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// The path as on the server.
+    pub path: String,
+    /// Its content (lossy UTF-8, at most 64 KiB read).
+    pub text: String,
+}
+
+/// Every readable credential `name` in [`CREDENTIAL_DIRS`]. Unreadable ones are skipped: the
+/// agents only compare them with the document, they never use them.
+pub fn credentials(root: &Root, name: &str) -> Vec<Credential> {
+    use std::io::Read;
+    CREDENTIAL_DIRS
+        .iter()
+        .filter_map(|dir| {
+            let path = format!("{dir}/{name}");
+            let file = fs::File::open(root.join(&path)).ok()?;
+            if !file.metadata().ok()?.is_file() {
+                return None;
+            }
+            let mut bytes = Vec::new();
+            file.take(64 * 1024).read_to_end(&mut bytes).ok()?;
+            Some(Credential {
+                path,
+                text: String::from_utf8_lossy(&bytes).into_owned(),
+            })
+        })
+        .collect()
+}
+
 /// Is `unit` enabled (a link in a `.wants` directory of /etc/systemd/system)?
 fn enabled(root: &Root, unit: &str) -> Option<String> {
     [

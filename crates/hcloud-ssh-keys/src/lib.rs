@@ -7,6 +7,7 @@
 //! When the document cannot be read or belongs to another server, nothing is changed.
 
 pub mod block;
+pub mod credential;
 pub mod key;
 pub mod passwd;
 pub mod target;
@@ -211,6 +212,17 @@ pub fn run(cfg: &Config) -> Result<Report, Error> {
             keys: 0,
             rejected,
         });
+    }
+
+    // The credential is root's; it is compared, never used.
+    if user.name == "root" {
+        for c in credential::conflicts(&cfg.root, &keys, &edited.outside) {
+            log::warn!(
+                MESSAGE_ID = message_id::CREDENTIAL_CONFLICT;
+                "{}",
+                c.message(&path.display().to_string())
+            );
+        }
     }
 
     let old: Vec<PublicKey> = edited
