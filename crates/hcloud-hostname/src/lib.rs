@@ -142,6 +142,7 @@ pub fn run(cfg: &Config) -> Result<Applied, Error> {
             name.as_str()
         );
     }
+    warn_about_credential(&cfg.root, raw);
     let applied = apply(cfg, &name)?;
     if cfg.etc_hosts {
         let path = cfg.root.join(hosts::HOSTS_FILE);
@@ -154,6 +155,28 @@ pub fn run(cfg: &Config) -> Result<Applied, Error> {
         );
     }
     Ok(applied)
+}
+
+/// systemd-imds' import (or another source) may leave a `firstboot.hostname` credential, which
+/// systemd-firstboot applies on a first boot. It is never trusted over the document: one warning
+/// per credential that names a different host (the unit runs once per boot).
+pub fn warn_about_credential(root: &Root, document_name: &str) {
+    use hcloud_metadata::competitors::{self, HOSTNAME_CREDENTIAL};
+    for cred in competitors::credentials(root, HOSTNAME_CREDENTIAL) {
+        let theirs = cred.text.trim();
+        if theirs.is_empty() || theirs == document_name {
+            continue;
+        }
+        log::warn!(
+            MESSAGE_ID = message_id::CREDENTIAL_CONFLICT;
+            "credential {} (systemd-imds' import or another source) names the host {theirs:?}, \
+             the metadata {document_name:?}; the metadata wins: the hostname is set to the \
+             metadata's name. To hand the hostname over to hcloud-hostname, boot with \
+             `systemd.imds.import=0` (see {})",
+            cred.path,
+            competitors::DOCS
+        );
+    }
 }
 
 /// Set `name` the way the root allows.

@@ -199,3 +199,33 @@ fn cloud_init_setting_the_hostname_too_is_warned_about() {
         "app-7\n"
     );
 }
+
+#[test]
+fn a_hostname_credential_is_compared_never_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_doc(root, 7, Some("app-7"));
+    fs::create_dir_all(root.join("run/credstore")).unwrap();
+    fs::write(root.join("run/credstore/firstboot.hostname"), "app-7\n").unwrap();
+    let out = run(root);
+    assert!(out.status.success());
+    assert!(!stderr(&out).contains("credential"), "{}", stderr(&out));
+
+    fs::write(root.join("run/credstore/firstboot.hostname"), "old-name\n").unwrap();
+    let out = run(root);
+    assert!(out.status.success());
+    let err = stderr(&out);
+    assert_eq!(
+        err.matches("credential /run/credstore/firstboot.hostname")
+            .count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("\"old-name\""), "{err}");
+    assert!(err.contains("the metadata wins"), "{err}");
+    assert!(err.contains("systemd.imds.import=0"), "{err}");
+    assert_eq!(
+        fs::read_to_string(root.join("etc/hostname")).unwrap(),
+        "app-7\n"
+    );
+}
