@@ -12,8 +12,9 @@
 //! The first name on a line is the canonical one (what `hostname -f` prints), so an FQDN comes
 //! first and its first label second, as cloud-init writes it; a name without a dot stands alone.
 //! A name cut to its first label for the kernel still has its full form first here. Every other
-//! line of the file is the user's and kept byte for byte; the file keeps its mode and owner; a
-//! symlinked `/etc/hosts` is refused.
+//! line of the file is the user's and kept byte for byte; the file keeps its mode and owner. A
+//! symlinked `/etc/hosts` (NixOS links it into the store) is refused with a warning and left
+//! alone; the hostname run still succeeds.
 
 use std::fs;
 use std::io;
@@ -41,8 +42,9 @@ const DNS_NAME_MAX: usize = 253;
 #[derive(Debug, thiserror::Error)]
 pub enum HostsError {
     #[error(
-        "refusing to edit {path}: it is a symlink (to {target}); the agent does not write through \
-         links. Make it a plain file, or run hcloud-hostname with --no-etc-hosts"
+        "refusing to edit {path}: it is a symlink (to {target}), so another tool manages it; the \
+         server name is not added there. Make it a plain file to have it added, or run \
+         hcloud-hostname with --no-etc-hosts to silence this"
     )]
     Symlink { path: PathBuf, target: String },
     #[error(

@@ -146,13 +146,18 @@ pub fn run(cfg: &Config) -> Result<Applied, Error> {
     let applied = apply(cfg, &name)?;
     if cfg.etc_hosts {
         let path = cfg.root.join(hosts::HOSTS_FILE);
-        let outcome = hosts::update(&path, &name)?;
-        log::info!(
-            "{} the managed block of {}: {}",
-            verb(outcome),
-            path.display(),
-            hosts::lines(&name).join(", ")
-        );
+        match hosts::update(&path, &name) {
+            Ok(outcome) => log::info!(
+                "{} the managed block of {}: {}",
+                verb(outcome),
+                path.display(),
+                hosts::lines(&name).join(", ")
+            ),
+            // Someone else owns the file on purpose (NixOS links it into the store): say so,
+            // do not fail the hostname for it.
+            Err(e @ hosts::HostsError::Symlink { .. }) => log::warn!("{e}"),
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(applied)
 }

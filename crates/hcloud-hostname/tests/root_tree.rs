@@ -3,42 +3,11 @@
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use hcloud_metadata::{Document, Network};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_hcloud-hostname");
-
-fn write_doc(root: &Path, instance_id: u64, hostname: Option<&str>) {
-    let doc = Document {
-        instance_id,
-        hostname: hostname.map(Into::into),
-        region: Some("eu-central".into()),
-        availability_zone: None,
-        ssh_keys: vec![],
-        network: Network::default(),
-    };
-    fs::create_dir_all(root.join("etc")).unwrap();
-    fs::write(root.join("etc/hcloud-metadata.json"), doc.to_json()).unwrap();
-}
-
-fn run(root: &Path) -> Output {
-    let out = Command::new(BIN)
-        .arg("--root")
-        .arg(root)
-        .env_remove("JOURNAL_STREAM")
-        // Must never be used with a root other than /.
-        .env("HCLOUD_HOSTNAME_DBUS_ADDRESS", "unix:path=/nonexistent/bus")
-        .output()
-        .unwrap();
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::*;
 
 #[test]
 fn writes_etc_hostname_under_the_root_and_is_idempotent() {
