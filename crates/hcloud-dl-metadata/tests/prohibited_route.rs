@@ -32,6 +32,33 @@ fn a_prohibit_route_fails_at_once_and_names_the_switch() {
 }
 
 #[test]
+fn locked_mode_on_the_kernel_command_line_is_named_first() {
+    let root = root_with_serial(Some("42"));
+    let generator = path(
+        root.path(),
+        "/usr/lib/systemd/system-generators/systemd-imds-generator",
+    );
+    std::fs::create_dir_all(generator.parent().unwrap()).unwrap();
+    std::fs::write(&generator, "").unwrap();
+    std::fs::create_dir_all(path(root.path(), "/proc")).unwrap();
+    let cmdline = path(root.path(), "/proc/cmdline");
+    std::fs::write(&cmdline, "root=/dev/sda1 systemd.imds.network=unlocked\n").unwrap();
+    let (out, _) = run_behind_route(BIN, "prohibit", root.path(), &["--timeout", "30"]);
+    assert!(
+        !stderr(&out).contains("runs in locked mode"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(&cmdline, "root=/dev/sda1 systemd.imds.network=locked\n").unwrap();
+    let (out, _) = run_behind_route(BIN, "prohibit", root.path(), &["--timeout", "30"]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("warning: systemd-imds runs in locked mode here"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_prohibit_route_keeps_the_previous_document_and_says_why() {
     let root = root_with_serial(Some("42"));
     let before = previous(root.path(), 42);

@@ -290,7 +290,20 @@ fn parse_secs(s: &str) -> Result<f64, String> {
 }
 
 impl DownloadArgs {
+    /// The client of this run. Warns first when systemd-imds is configured for `locked` mode,
+    /// whose `prohibit` route keeps this unprivileged downloader from the metadata service.
     pub fn fetcher(&self) -> Result<Fetcher, FetchError> {
+        let root = crate::Root::new(&self.root);
+        if crate::competitors::SystemdImds::read(&root)
+            .is_some_and(|i| i.network == crate::competitors::ImdsNetwork::Locked)
+        {
+            log::warn!(
+                "systemd-imds runs in locked mode here (systemd.imds.network=locked on the kernel \
+                 command line): its prohibit route to 169.254.169.254 refuses this downloader's \
+                 connections; boot with `systemd.imds.network=unlocked` (or `off`) instead (see {})",
+                crate::competitors::DOCS
+            );
+        }
         Fetcher::new(FetchConfig::new(
             &self.metadata_url,
             Duration::from_secs_f64(self.timeout),
