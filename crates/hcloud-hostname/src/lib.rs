@@ -1,8 +1,8 @@
 //! `hcloud-hostname`: give the server the name it has in Hetzner Cloud.
 //!
-//! Reads only the metadata document. On the running system (`--root /`) the static and the
-//! transient hostname are set through systemd-hostnamed over D-Bus; where hostnamed cannot be
-//! reached, `/etc/hostname` is written atomically and sethostname(2) is called. With another
+//! Applies only the metadata document (a `firstboot.hostname` credential is only compared). On
+//! the running system (`--root /`) the static and the transient hostname are set through
+//! systemd-hostnamed over D-Bus; where hostnamed cannot be reached, `/etc/hostname` is written atomically and sethostname(2) is called. With another
 //! root only `<root>/etc/hostname` is written. Then (unless `--no-etc-hosts`) the name goes into
 //! a managed block of `/etc/hosts` (see [`hosts`]).
 

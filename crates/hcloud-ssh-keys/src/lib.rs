@@ -1,10 +1,11 @@
 //! `hcloud-ssh-keys`: keep the SSH keys of the Hetzner Cloud project in a managed block of a
 //! user's `authorized_keys` (root's by default).
 //!
-//! Reads only the metadata document. The block holds exactly the document's valid keys; every
-//! line outside it is the user's and is kept byte for byte. Keys are validated one by one: a bad
-//! one is refused with a warning naming its position and fingerprint, the good ones are written.
-//! When the document cannot be read or belongs to another server, nothing is changed.
+//! Applies only the metadata document (root's key credential is only compared). The block holds
+//! exactly the document's valid keys; every line outside it is the user's and is kept byte for
+//! byte. Keys are validated one by one: a bad one is refused with a warning naming its position
+//! and fingerprint, the good ones are written. When the document cannot be read or belongs to
+//! another server, nothing is changed.
 
 pub mod block;
 pub mod credential;
