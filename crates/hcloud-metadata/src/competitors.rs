@@ -435,8 +435,8 @@ impl ImdsNetwork {
     }
 }
 
-/// Where systemd-imds' units can be installed (the packages put them under /usr/lib; NixOS
-/// links them into /etc).
+/// systemd-imds' generator and units (the packages put them under /usr/lib; NixOS links them
+/// into /etc).
 const IMDS_GENERATOR: &str = "systemd-imds-generator";
 const IMDS_IMPORT: &str = "systemd-imds-import.service";
 const IMDS_NETWORK: &str = "systemd-imds-early-network.service";
@@ -475,7 +475,11 @@ impl SystemdImds {
             format!("/usr/lib/systemd/system/{IMDS_IMPORT}"),
             format!("/usr/lib/systemd/system/{IMDS_NETWORK}"),
             format!("/lib/systemd/system/{IMDS_IMPORT}"),
+            // NixOS links its units and extra generators into /etc.
             format!("/etc/systemd/system/{IMDS_IMPORT}"),
+            format!("/etc/systemd/system/{IMDS_NETWORK}"),
+            format!("/etc/systemd/system-generators/{IMDS_GENERATOR}"),
+            format!("/run/current-system/sw/lib/systemd/system-generators/{IMDS_GENERATOR}"),
         ]
         .into_iter()
         .find(|p| root.join(p).exists())?;
@@ -1188,6 +1192,25 @@ cloud_config_modules:
             "/dev/null",
         );
         assert!(tools(r, Job::Network).is_empty());
+    }
+
+    #[test]
+    fn systemd_imds_linked_in_as_on_nixos() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        write(
+            r,
+            "/nix/store/x-systemd/lib/systemd/system/systemd-imds-early-network.service",
+            "[Service]\n",
+        );
+        link(
+            r,
+            "/etc/systemd/system/systemd-imds-early-network.service",
+            &r.join("nix/store/x-systemd/lib/systemd/system/systemd-imds-early-network.service")
+                .display()
+                .to_string(),
+        );
+        assert_eq!(tools(r, Job::Network), ["systemd-imds"]);
     }
 
     #[test]
