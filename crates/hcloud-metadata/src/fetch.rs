@@ -83,7 +83,8 @@ pub enum FetchError {
     #[error(
         "{url}: cannot connect: {cause}: the kernel refuses the connection, so the route to the \
          metadata service is prohibited, most likely by systemd-imds in locked mode (check with \
-         `ip route show table all | grep prohibit`), or a firewall rejects it; this is not retried. \
+         `ip route show table all | grep prohibit`), or a firewall or the unit's IPAddressDeny= \
+         rejects it; this is not retried. \
          Boot with `systemd.imds.network=unlocked` (or `off`) on the kernel command line, or \
          allow the connection (see {docs})",
         docs = crate::competitors::DOCS
