@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use hcloud_fake_metadata::{FakeServer, Scenario, Source};
+use hcloud_metadata::{Document, parse_private_networks, parse_summary};
 
 pub const SCENARIO: &str = r##"
 server:
@@ -89,4 +90,63 @@ fn nix_uid() -> u32 {
         })
         .and_then(|l| l.split_whitespace().nth(1).and_then(|u| u.parse().ok()))
         .unwrap_or(u32::MAX)
+}
+
+/// The address the route tests point the downloaders at (TEST-NET-2); it exists only inside
+/// the network namespace [`run_behind_route`] creates.
+pub const ROUTED_ADDRESS: &str = "198.51.100.7";
+
+/// Run `bin --metadata-url http://ROUTED_ADDRESS/hetzner/v1/ --root ROOT EXTRA...` in a network
+/// namespace of its own (`unshare --net`) whose only route to [`ROUTED_ADDRESS`] is of `kind`
+/// (`prohibit`, as systemd-imds adds in locked mode, or `unreachable`). No packet leaves that
+/// namespace. Returns the output and how long the run took.
+pub fn run_behind_route(
+    bin: &str,
+    kind: &str,
+    root: &Path,
+    extra: &[&str],
+) -> (Output, std::time::Duration) {
+    assert!(
+        is_root(),
+        "this test needs root (a network namespace with its own routes); run the suite as root"
+    );
+    let script = format!(
+        r#"set -eu
+ip link set lo up
+ip route add {kind} {ROUTED_ADDRESS}/32
+exec "$@""#
+    );
+    let start = std::time::Instant::now();
+    let out = Command::new("unshare")
+        .args(["--net", "sh", "-c", &script, "sh", bin, "--metadata-url"])
+        .arg(format!("http://{ROUTED_ADDRESS}/hetzner/v1/"))
+        .arg("--root")
+        .arg(root)
+        .args(extra)
+        .env_remove("HCLOUD_METADATA_URL")
+        .env_remove("JOURNAL_STREAM")
+        .output()
+        .expect("run unshare");
+    (out, start.elapsed())
+}
+
+/// Where the document lives on the server.
+pub const DOC: &str = "/etc/hcloud-metadata.json";
+
+/// The document the downloader writes for `sc`.
+pub fn expected_document(sc: &hcloud_fake_metadata::Scenario) -> Vec<u8> {
+    let summary = parse_summary(&hcloud_fake_metadata::render::summary(sc)).unwrap();
+    let private =
+        parse_private_networks(&hcloud_fake_metadata::render::private_networks(sc)).unwrap();
+    Document::from_service(&summary, &private).to_json()
+}
+
+/// A previous document of instance `id` on disk.
+pub fn previous(root: &std::path::Path, id: u64) -> Vec<u8> {
+    let mut sc = scenario_with("");
+    sc.server.id = id;
+    sc.server.name = "previous".into();
+    let bytes = expected_document(&sc);
+    std::fs::write(path(root, DOC), &bytes).unwrap();
+    bytes
 }

@@ -6,27 +6,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use hcloud_metadata::{Document, parse_private_networks, parse_summary};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hcloud-dl-metadata");
-const DOC: &str = "/etc/hcloud-metadata.json";
-
-fn expected_document(sc: &hcloud_fake_metadata::Scenario) -> Vec<u8> {
-    let summary = parse_summary(&hcloud_fake_metadata::render::summary(sc)).unwrap();
-    let private =
-        parse_private_networks(&hcloud_fake_metadata::render::private_networks(sc)).unwrap();
-    Document::from_service(&summary, &private).to_json()
-}
-
-/// A previous document of instance `id` on disk.
-fn previous(root: &std::path::Path, id: u64) -> Vec<u8> {
-    let mut sc = scenario_with("");
-    sc.server.id = id;
-    sc.server.name = "previous".into();
-    let bytes = expected_document(&sc);
-    std::fs::write(path(root, DOC), &bytes).unwrap();
-    bytes
-}
 
 #[test]
 fn writes_the_document_with_mode_0644() {

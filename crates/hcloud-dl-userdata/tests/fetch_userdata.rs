@@ -120,3 +120,23 @@ fn base64_encode(bytes: &[u8]) -> String {
     }
     out
 }
+
+#[test]
+fn a_prohibit_route_fails_at_once_and_keeps_the_user_data() {
+    let root = root_with_serial(Some("42"));
+    let p = path(root.path(), UD);
+    std::fs::write(&p, "previous\n").unwrap();
+    let (out, took) = run_behind_route(BIN, "prohibit", root.path(), &["--timeout", "30"]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "took {took:?}: {err}"
+    );
+    assert!(
+        err.contains("prohibited, most likely by systemd-imds in locked mode"),
+        "{err}"
+    );
+    assert!(err.contains("systemd.imds.network=unlocked"), "{err}");
+    assert_eq!(std::fs::read_to_string(&p).unwrap(), "previous\n");
+}

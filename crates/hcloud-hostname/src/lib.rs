@@ -1,11 +1,13 @@
 //! `hcloud-hostname`: give the server the name it has in Hetzner Cloud.
 //!
-//! Reads only the metadata document. On the running system (`--root /`) the static and the
-//! transient hostname are set through systemd-hostnamed over D-Bus; where hostnamed cannot be
-//! reached, `/etc/hostname` is written atomically and sethostname(2) is called. With another
-//! root only `<root>/etc/hostname` is written.
+//! Applies only the metadata document (a `firstboot.hostname` credential is only compared). On
+//! the running system (`--root /`) the static and the transient hostname are set through
+//! systemd-hostnamed over D-Bus; where hostnamed cannot be reached, `/etc/hostname` is written atomically and sethostname(2) is called. With another
+//! root only `<root>/etc/hostname` is written. Then (unless `--no-etc-hosts`) the name goes into
+//! a managed block of `/etc/hosts` (see [`hosts`]).
 
 pub mod hostnamed;
+pub mod hosts;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +29,8 @@ pub struct Config {
     pub metadata: PathBuf,
     /// The bus where hostnamed is reached; `None` is the system bus.
     pub dbus_address: Option<String>,
+    /// Keep the server name in a managed block of `/etc/hosts`.
+    pub etc_hosts: bool,
 }
 
 /// What was done.
@@ -74,6 +78,8 @@ pub enum Error {
     Write(#[from] WriteError),
     #[error(transparent)]
     Hostnamed(#[from] hostnamed::Refused),
+    #[error("the hostname is set, but {0}")]
+    Hosts(#[from] hosts::HostsError),
     #[error(
         "systemd-hostnamed is not available ({why}) and the fallback cannot write the hostname: \
          {source}; start systemd-hostnamed, or let the service write /etc (ReadWritePaths=/etc)"
@@ -136,7 +142,46 @@ pub fn run(cfg: &Config) -> Result<Applied, Error> {
             name.as_str()
         );
     }
-    apply(cfg, &name)
+    warn_about_credential(&cfg.root, raw);
+    let applied = apply(cfg, &name)?;
+    if cfg.etc_hosts {
+        let path = cfg.root.join(hosts::HOSTS_FILE);
+        match hosts::update(&path, &name) {
+            Ok(outcome) => log::info!(
+                "{} the managed block of {}: {}",
+                verb(outcome),
+                path.display(),
+                hosts::lines(&name).join(", ")
+            ),
+            // Someone else owns the file on purpose (NixOS links it into the store): say so,
+            // do not fail the hostname for it.
+            Err(e @ hosts::HostsError::Symlink { .. }) => log::warn!("{e}"),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(applied)
+}
+
+/// systemd-imds' import (or another source) may leave a `firstboot.hostname` credential, which
+/// systemd-firstboot applies on a first boot. It is never trusted over the document: one warning
+/// per credential that names a different host (the unit runs once per boot).
+pub fn warn_about_credential(root: &Root, document_name: &str) {
+    use hcloud_metadata::competitors::{self, HOSTNAME_CREDENTIAL};
+    for cred in competitors::credentials(root, HOSTNAME_CREDENTIAL) {
+        let theirs = cred.text.trim();
+        if theirs.is_empty() || theirs == document_name {
+            continue;
+        }
+        log::warn!(
+            MESSAGE_ID = message_id::CREDENTIAL_CONFLICT;
+            "credential {} (systemd-imds' import or another source) names the host {theirs:?}, \
+             the metadata {document_name:?}; the metadata wins: the hostname is set to the \
+             metadata's name. To hand the hostname over to hcloud-hostname, boot with \
+             `systemd.imds.import=0` (see {})",
+            cred.path,
+            competitors::DOCS
+        );
+    }
 }
 
 /// Set `name` the way the root allows.

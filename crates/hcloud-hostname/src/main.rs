@@ -9,6 +9,8 @@ use hcloud_metadata::{DOCUMENT_PATH, Root, competitors};
 /// On the running system the static and transient hostname are set through
 /// systemd-hostnamed (D-Bus); without hostnamed, /etc/hostname is written and
 /// sethostname(2) called. With --root other than / only <root>/etc/hostname is written.
+/// Then the name goes into a managed block of /etc/hosts (127.0.1.1 and ::1), unless
+/// --no-etc-hosts.
 ///
 /// Exit status: 0 done, 1 could not apply, 3 the document cannot be read,
 /// 4 the document belongs to another server, 5 the hostname in it is refused.
@@ -24,6 +26,10 @@ struct Args {
     /// D-Bus address where systemd-hostnamed is reached instead of the system bus.
     #[arg(long, env = "HCLOUD_HOSTNAME_DBUS_ADDRESS", hide = true)]
     dbus_address: Option<String>,
+    /// Leave /etc/hosts alone (by default the server name is kept on 127.0.1.1 and ::1 in a
+    /// managed block there, so `hostname -f` and sudo need no DNS).
+    #[arg(long)]
+    no_etc_hosts: bool,
 }
 
 fn main() -> ExitCode {
@@ -36,6 +42,7 @@ fn main() -> ExitCode {
         root,
         metadata: args.metadata,
         dbus_address: args.dbus_address,
+        etc_hosts: !args.no_etc_hosts,
     };
     match hcloud_hostname::run(&cfg) {
         Ok(_) => ExitCode::SUCCESS,

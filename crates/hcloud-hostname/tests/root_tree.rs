@@ -1,44 +1,13 @@
 //! The real `hcloud-hostname` binary with `--root` on a temp tree: only `<root>/etc/hostname`
-//! is written, hostile names change nothing, stale documents are refused.
+//! (and `/etc/hosts`, see etc_hosts.rs) is written, hostile names change nothing, stale documents are refused.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use hcloud_metadata::{Document, Network};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_hcloud-hostname");
-
-fn write_doc(root: &Path, instance_id: u64, hostname: Option<&str>) {
-    let doc = Document {
-        instance_id,
-        hostname: hostname.map(Into::into),
-        region: Some("eu-central".into()),
-        availability_zone: None,
-        ssh_keys: vec![],
-        network: Network::default(),
-    };
-    fs::create_dir_all(root.join("etc")).unwrap();
-    fs::write(root.join("etc/hcloud-metadata.json"), doc.to_json()).unwrap();
-}
-
-fn run(root: &Path) -> Output {
-    let out = Command::new(BIN)
-        .arg("--root")
-        .arg(root)
-        .env_remove("JOURNAL_STREAM")
-        // Must never be used with a root other than /.
-        .env("HCLOUD_HOSTNAME_DBUS_ADDRESS", "unix:path=/nonexistent/bus")
-        .output()
-        .unwrap();
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::*;
 
 #[test]
 fn writes_etc_hostname_under_the_root_and_is_idempotent() {
@@ -194,6 +163,36 @@ fn cloud_init_setting_the_hostname_too_is_warned_about() {
             && err.contains("preserve_hostname: true"),
         "{err}"
     );
+    assert_eq!(
+        fs::read_to_string(root.join("etc/hostname")).unwrap(),
+        "app-7\n"
+    );
+}
+
+#[test]
+fn a_hostname_credential_is_compared_never_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_doc(root, 7, Some("app-7"));
+    fs::create_dir_all(root.join("run/credstore")).unwrap();
+    fs::write(root.join("run/credstore/firstboot.hostname"), "app-7\n").unwrap();
+    let out = run(root);
+    assert!(out.status.success());
+    assert!(!stderr(&out).contains("credential"), "{}", stderr(&out));
+
+    fs::write(root.join("run/credstore/firstboot.hostname"), "old-name\n").unwrap();
+    let out = run(root);
+    assert!(out.status.success());
+    let err = stderr(&out);
+    assert_eq!(
+        err.matches("credential /run/credstore/firstboot.hostname")
+            .count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("\"old-name\""), "{err}");
+    assert!(err.contains("the metadata wins"), "{err}");
+    assert!(err.contains("systemd.imds.import=0"), "{err}");
     assert_eq!(
         fs::read_to_string(root.join("etc/hostname")).unwrap(),
         "app-7\n"

@@ -1,5 +1,5 @@
 //! Other software doing an agent's job on the same server: cloud-init, hc-utils,
-//! NetworkManager, netplan, ifupdown. Stock Hetzner images run some of them; an agent installed
+//! NetworkManager, netplan, ifupdown, systemd-imds (systemd ≥ 261). Stock Hetzner images run some of them; an agent installed
 //! on such a server would fight over the same files. Detection only reads files under the
 //! root, so it works in `--root` trees; it returns plain data the agent logs as a warning
 //! (see [`log_warnings`]). Nothing here changes anything.
@@ -46,7 +46,7 @@ impl Job {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Competitor {
     pub job: Job,
-    /// `cloud-init`, `hc-utils`, `NetworkManager`, `netplan`, `ifupdown`.
+    /// `cloud-init`, `hc-utils`, `NetworkManager`, `netplan`, `ifupdown`, `systemd-imds`.
     pub tool: &'static str,
     /// What shows it is active (paths as on the server).
     pub evidence: String,
@@ -71,21 +71,25 @@ impl fmt::Display for Competitor {
 pub fn detect(root: &Root, job: Job) -> Vec<Competitor> {
     let mut out = Vec::new();
     let ci = CloudInit::read(root);
+    let imds = SystemdImds::read(root);
     match job {
         Job::Hostname => {
             if let Some(ci) = &ci {
                 out.extend(ci.hostname());
             }
+            out.extend(imds.as_ref().and_then(|i| i.hostname(root)));
         }
         Job::SshKeys => {
             if let Some(ci) = &ci {
                 out.extend(ci.ssh_keys());
             }
+            out.extend(imds.as_ref().and_then(|i| i.ssh_keys(root)));
         }
         Job::Network => {
             if let Some(ci) = &ci {
                 out.extend(ci.network(root));
             }
+            out.extend(imds.as_ref().and_then(|i| i.network(root)));
             out.extend(hc_utils(
                 root,
                 Job::Network,
@@ -180,8 +184,7 @@ impl CloudInit {
         {
             return None;
         }
-        let cmdline = fs::read_to_string(root.join("/proc/cmdline")).unwrap_or_default();
-        if cmdline
+        if cmdline(root)
             .split_whitespace()
             .any(|w| w == "cloud-init=disabled")
         {
@@ -323,9 +326,8 @@ impl CloudInit {
             .and_then(|n| n.get("config"))
             .and_then(Value::as_str)
             .is_some_and(|s| s == "disabled");
-        let cmdline = fs::read_to_string(root.join("/proc/cmdline")).unwrap_or_default();
         if disabled
-            || cmdline
+            || cmdline(root)
                 .split_whitespace()
                 .any(|w| w == "network-config=disabled")
         {
@@ -369,6 +371,299 @@ fn merge(into: &mut Value, from: Value) {
         }
         (slot, v) => *slot = v,
     }
+}
+
+/// The kernel command line under the root (`<root>/proc/cmdline`), as `key[=value]` words.
+fn cmdline(root: &Root) -> String {
+    fs::read_to_string(root.join("/proc/cmdline")).unwrap_or_default()
+}
+
+/// The last value of `key` on the kernel command line (the last one wins, as in systemd);
+/// `Some("")` for a bare `key`.
+fn cmdline_value(cmdline: &str, key: &str) -> Option<String> {
+    cmdline
+        .split_whitespace()
+        .filter_map(|w| match w.split_once('=') {
+            Some((k, v)) if k == key => Some(v.trim_matches('"').to_string()),
+            None if w == key => Some(String::new()),
+            _ => None,
+        })
+        .next_back()
+}
+
+/// systemd's boolean words; a bare switch is true. `None` for anything else.
+fn systemd_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "" | "1" | "yes" | "y" | "true" | "t" | "on" => Some(true),
+        "0" | "no" | "n" | "false" | "f" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// `path` under the root is a symlink to /dev/null (how systemd masks units and generators).
+fn masked(root: &Root, path: &str) -> bool {
+    fs::read_link(root.join(path)).is_ok_and(|t| t == Path::new("/dev/null"))
+}
+
+/// A unit masked in /etc or /run: `/etc/systemd/system/UNIT -> /dev/null`.
+fn unit_masked(root: &Root, unit: &str) -> Option<String> {
+    ["/etc/systemd/system", "/run/systemd/system"]
+        .iter()
+        .map(|d| format!("{d}/{unit}"))
+        .find(|p| masked(root, p))
+}
+
+/// systemd-imds' network mode (`systemd.imds.network=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImdsNetwork {
+    /// No early networking.
+    Off,
+    /// Early networking and a `prohibit` route to the metadata address: only marked sockets
+    /// (CAP_NET_ADMIN) and clients of its Varlink API reach the service.
+    Locked,
+    /// Early networking, no `prohibit` route (systemd 262's default).
+    Unlocked,
+}
+
+impl ImdsNetwork {
+    fn name(self) -> &'static str {
+        match self {
+            ImdsNetwork::Off => "off",
+            ImdsNetwork::Locked => "locked",
+            ImdsNetwork::Unlocked => "unlocked",
+        }
+    }
+}
+
+/// systemd-imds' generator and units (the packages put them under /usr/lib; NixOS links them
+/// into /etc).
+const IMDS_GENERATOR: &str = "systemd-imds-generator";
+const IMDS_IMPORT: &str = "systemd-imds-import.service";
+const IMDS_NETWORK: &str = "systemd-imds-early-network.service";
+const IMDS_NETWORK_FILE: &str = "/run/systemd/network/85-imds-early.network";
+/// The credentials systemd-imds' import writes, and that our agents compare with the document.
+pub const CREDSTORE: &str = "/run/credstore";
+pub const SSH_KEY_CREDENTIAL: &str = "ssh.authorized_keys.root";
+pub const HOSTNAME_CREDENTIAL: &str = "firstboot.hostname";
+
+/// systemd-imds as its files and the kernel command line configure it for the running (main)
+/// system, with systemd 262.1's documented defaults: `systemd.imds=auto` (on where the hwdb
+/// matches the BIOS vendor `Hetzner`), `systemd.imds.network=unlocked`, and
+/// `systemd.imds.import=` true in the initrd but false on the main system. A switch without the
+/// `rd.` prefix applies to the initrd as well; `rd.`-prefixed ones only there, so they are not
+/// read here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemdImds {
+    /// What shows it is installed (a path as on the server).
+    pub installed: String,
+    /// The network mode the generator applies (`Off` also when the early-network unit is
+    /// masked).
+    pub network: ImdsNetwork,
+    /// `systemd-imds-import.service` is pulled in on the main system.
+    pub import: bool,
+    /// Why it is active: the hwdb match or `systemd.imds=1`.
+    pub why_active: String,
+}
+
+impl SystemdImds {
+    /// `None` when it is not installed, or switched off as a whole (`systemd.imds=0`, the
+    /// generator masked, or a BIOS vendor other than Hetzner without `systemd.imds=1`).
+    pub fn read(root: &Root) -> Option<SystemdImds> {
+        let installed = [
+            format!("/usr/lib/systemd/system-generators/{IMDS_GENERATOR}"),
+            format!("/lib/systemd/system-generators/{IMDS_GENERATOR}"),
+            format!("/usr/lib/systemd/system/{IMDS_IMPORT}"),
+            format!("/usr/lib/systemd/system/{IMDS_NETWORK}"),
+            format!("/lib/systemd/system/{IMDS_IMPORT}"),
+            // NixOS links its units and extra generators into /etc.
+            format!("/etc/systemd/system/{IMDS_IMPORT}"),
+            format!("/etc/systemd/system/{IMDS_NETWORK}"),
+            format!("/etc/systemd/system-generators/{IMDS_GENERATOR}"),
+            format!("/run/current-system/sw/lib/systemd/system-generators/{IMDS_GENERATOR}"),
+        ]
+        .into_iter()
+        .find(|p| root.join(p).exists())?;
+        if [
+            "/etc/systemd/system-generators",
+            "/run/systemd/system-generators",
+        ]
+        .iter()
+        .any(|d| masked(root, &format!("{d}/{IMDS_GENERATOR}")))
+        {
+            return None;
+        }
+        let cmdline = cmdline(root);
+        let why_active = match cmdline_value(&cmdline, "systemd.imds")
+            .as_deref()
+            .map(|v| (v, systemd_bool(v)))
+        {
+            Some((_, Some(false))) => return None,
+            Some((_, Some(true))) => "systemd.imds=1 is on the kernel command line".to_string(),
+            _ => {
+                let vendor = fs::read_to_string(root.join("/sys/class/dmi/id/bios_vendor"));
+                match vendor {
+                    Ok(v) if v.trim() != "Hetzner" => return None,
+                    Ok(_) => "systemd's hwdb matches the BIOS vendor Hetzner".to_string(),
+                    Err(_) => {
+                        "systemd's hwdb matches a Hetzner server by its BIOS vendor".to_string()
+                    }
+                }
+            }
+        };
+        let network = match cmdline_value(&cmdline, "systemd.imds.network").as_deref() {
+            _ if unit_masked(root, IMDS_NETWORK).is_some() => ImdsNetwork::Off,
+            Some("off") => ImdsNetwork::Off,
+            Some("locked") => ImdsNetwork::Locked,
+            _ => ImdsNetwork::Unlocked,
+        };
+        let import = cmdline_value(&cmdline, "systemd.imds.import")
+            .as_deref()
+            .and_then(systemd_bool)
+            .unwrap_or(false)
+            && unit_masked(root, IMDS_IMPORT).is_none();
+        Some(SystemdImds {
+            installed,
+            network,
+            import,
+            why_active,
+        })
+    }
+
+    /// A credential under /run/credstore (written by the import, also the initrd's, where it
+    /// is on by default).
+    fn credential(root: &Root, name: &str) -> Option<String> {
+        let path = format!("{CREDSTORE}/{name}");
+        root.join(&path).is_file().then_some(path)
+    }
+
+    /// The import is pulled in on the main system, or its credential is there already (the
+    /// initrd's import, whose default is on).
+    fn imports(&self, root: &Root, credential: &str) -> Option<String> {
+        if self.import {
+            return Some(format!(
+                "systemd.imds.import=1: {IMDS_IMPORT} imports credential {credential} into {CREDSTORE}"
+            ));
+        }
+        Self::credential(root, credential)
+            .map(|p| format!("{p} exists: an import ran this boot (the initrd imports by default)"))
+    }
+
+    fn import_hand_over() -> String {
+        format!(
+            "add `systemd.imds.import=0` to the kernel command line (it covers the initrd too), or `systemctl mask {IMDS_IMPORT}`"
+        )
+    }
+
+    fn competitor(&self, job: Job, evidence: String, hand_over: String) -> Competitor {
+        Competitor {
+            job,
+            tool: "systemd-imds",
+            evidence: format!(
+                "{evidence}; {} is installed and {}",
+                self.installed, self.why_active
+            ),
+            hand_over,
+        }
+    }
+
+    fn ssh_keys(&self, root: &Root) -> Option<Competitor> {
+        let import = self.imports(root, SSH_KEY_CREDENTIAL)?;
+        // tmpfiles' provision.conf turns the credential into /root/.ssh/authorized_keys; the
+        // first of /etc, /run, /usr/lib wins, and a /dev/null link (or another file) masks it.
+        let provision = [
+            "/etc/tmpfiles.d/provision.conf",
+            "/run/tmpfiles.d/provision.conf",
+            "/usr/lib/tmpfiles.d/provision.conf",
+            "/lib/tmpfiles.d/provision.conf",
+        ]
+        .into_iter()
+        .find(|p| fs::symlink_metadata(root.join(p)).is_ok())?;
+        let writes = fs::read_to_string(root.join(provision))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| !l.trim_start().starts_with('#') && l.contains(SSH_KEY_CREDENTIAL));
+        if !writes {
+            return None;
+        }
+        Some(self.competitor(
+            Job::SshKeys,
+            format!(
+                "{import}, and {provision} writes it to /root/.ssh/authorized_keys when that file is absent, outside the managed block, where it stays when the key is removed in Hetzner Cloud"
+            ),
+            Self::import_hand_over(),
+        ))
+    }
+
+    fn hostname(&self, root: &Root) -> Option<Competitor> {
+        let import = self.imports(root, HOSTNAME_CREDENTIAL)?;
+        Some(self.competitor(
+            Job::Hostname,
+            format!("{import}, which systemd-firstboot applies as the hostname"),
+            Self::import_hand_over(),
+        ))
+    }
+
+    fn network(&self, root: &Root) -> Option<Competitor> {
+        let written = exists(root, IMDS_NETWORK_FILE);
+        if self.network == ImdsNetwork::Off && !written {
+            return None;
+        }
+        let mut evidence = format!(
+            "network mode {}: {IMDS_NETWORK} writes {IMDS_NETWORK_FILE}, DHCP on every ethernet NIC, before the agents' files exist",
+            self.network.name()
+        );
+        if written {
+            evidence.push_str(" (it is there now)");
+        }
+        if self.network == ImdsNetwork::Locked {
+            evidence.push_str(
+                "; locked mode adds a prohibit route to 169.254.169.254, so the downloaders cannot reach the metadata service",
+            );
+        }
+        Some(self.competitor(
+            Job::Network,
+            evidence,
+            format!(
+                "add `systemd.imds.network=off` to the kernel command line, or `systemctl mask {IMDS_NETWORK}`"
+            ),
+        ))
+    }
+}
+
+/// Where credentials given to the whole system are found: systemd-imds' import writes into
+/// `/run/credstore`; the system's own credentials (from the VMM, the kernel command line) are
+/// in `/run/credentials/@system`.
+pub const CREDENTIAL_DIRS: [&str; 2] = [CREDSTORE, "/run/credentials/@system"];
+
+/// A credential file found under the root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// The path as on the server.
+    pub path: String,
+    /// Its content (lossy UTF-8, at most 64 KiB read).
+    pub text: String,
+}
+
+/// Every readable credential `name` in [`CREDENTIAL_DIRS`]. Unreadable ones are skipped: the
+/// agents only compare them with the document, they never use them.
+pub fn credentials(root: &Root, name: &str) -> Vec<Credential> {
+    use std::io::Read;
+    CREDENTIAL_DIRS
+        .iter()
+        .filter_map(|dir| {
+            let path = format!("{dir}/{name}");
+            let file = fs::File::open(root.join(&path)).ok()?;
+            if !file.metadata().ok()?.is_file() {
+                return None;
+            }
+            let mut bytes = Vec::new();
+            file.take(64 * 1024).read_to_end(&mut bytes).ok()?;
+            Some(Credential {
+                path,
+                text: String::from_utf8_lossy(&bytes).into_owned(),
+            })
+        })
+        .collect()
 }
 
 /// Is `unit` enabled (a link in a `.wants` directory of /etc/systemd/system)?
@@ -741,6 +1036,213 @@ cloud_config_modules:
             "[keyfile]\nunmanaged-devices=except:type:ethernet\n",
         );
         assert_eq!(tools(r, Job::Network), ["NetworkManager", "netplan"]);
+    }
+
+    /// Debian sid's systemd-imds package and systemd's provision.conf, as installed.
+    fn sid_with_imds() -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        write(
+            r,
+            "/usr/lib/systemd/system-generators/systemd-imds-generator",
+            "\x7fELF",
+        );
+        write(
+            r,
+            "/usr/lib/systemd/system/systemd-imds-import.service",
+            "[Service]\n",
+        );
+        write(
+            r,
+            "/usr/lib/systemd/system/systemd-imds-early-network.service",
+            "[Service]\n",
+        );
+        write(
+            r,
+            "/usr/lib/tmpfiles.d/provision.conf",
+            "d- /root/.ssh :0700\nf^ /root/.ssh/authorized_keys :0600 root :root - ssh.authorized_keys.root\n",
+        );
+        write(r, "/sys/class/dmi/id/bios_vendor", "Hetzner\n");
+        t
+    }
+
+    fn cmdline_is(root: &Path, line: &str) {
+        write(
+            root,
+            "/proc/cmdline",
+            &format!("BOOT_IMAGE=/vmlinuz root=/dev/sda1 {line}\n"),
+        );
+    }
+
+    #[test]
+    fn systemd_imds_defaults_compete_on_the_network_only() {
+        let t = sid_with_imds();
+        let r = t.path();
+        cmdline_is(r, "");
+        let net = detect(&Root::new(r), Job::Network);
+        assert_eq!(net.len(), 1);
+        assert_eq!(net[0].tool, "systemd-imds");
+        let msg = net[0].to_string();
+        assert!(msg.contains("network mode unlocked"), "{msg}");
+        assert!(msg.contains("85-imds-early.network"), "{msg}");
+        assert!(msg.contains("BIOS vendor Hetzner"), "{msg}");
+        assert!(msg.contains("systemd.imds.network=off"), "{msg}");
+        assert!(
+            msg.contains("systemctl mask systemd-imds-early-network.service"),
+            "{msg}"
+        );
+        assert!(!msg.contains("prohibit"), "{msg}");
+        // The import is off on the main system unless switched on.
+        assert!(tools(r, Job::SshKeys).is_empty());
+        assert!(tools(r, Job::Hostname).is_empty());
+        assert!(tools(r, Job::Volumes).is_empty());
+    }
+
+    #[test]
+    fn systemd_imds_import_competes_on_keys_and_hostname() {
+        let t = sid_with_imds();
+        let r = t.path();
+        cmdline_is(r, "systemd.imds.import=1");
+        let keys = detect(&Root::new(r), Job::SshKeys);
+        assert_eq!(keys.len(), 1);
+        let msg = keys[0].to_string();
+        assert!(
+            msg.starts_with("systemd-imds also writes root's SSH keys"),
+            "{msg}"
+        );
+        assert!(msg.contains("credential ssh.authorized_keys.root"), "{msg}");
+        assert!(
+            msg.contains("/usr/lib/tmpfiles.d/provision.conf writes it"),
+            "{msg}"
+        );
+        assert!(msg.contains("outside the managed block"), "{msg}");
+        assert!(msg.contains("systemd.imds.import=0"), "{msg}");
+        let host = detect(&Root::new(r), Job::Hostname);
+        assert_eq!(host.len(), 1);
+        assert!(host[0].evidence.contains("firstboot.hostname"));
+        assert!(host[0].hand_over.contains("systemd.imds.import=0"));
+        // The last switch wins, as in systemd.
+        cmdline_is(r, "systemd.imds.import=1 systemd.imds.import=no");
+        assert!(tools(r, Job::SshKeys).is_empty());
+        assert!(tools(r, Job::Hostname).is_empty());
+        // A bare boolean switch is true.
+        cmdline_is(r, "systemd.imds.import");
+        assert_eq!(tools(r, Job::SshKeys), ["systemd-imds"]);
+        // Masking the import unit hands both jobs over.
+        cmdline_is(r, "systemd.imds.import=1");
+        link(
+            r,
+            "/etc/systemd/system/systemd-imds-import.service",
+            "/dev/null",
+        );
+        assert!(tools(r, Job::SshKeys).is_empty());
+        assert!(tools(r, Job::Hostname).is_empty());
+    }
+
+    #[test]
+    fn an_imported_credential_counts_even_with_the_import_off_here() {
+        // The initrd imports by default; its credentials outlive the switch to the main system.
+        let t = sid_with_imds();
+        let r = t.path();
+        cmdline_is(r, "");
+        write(
+            r,
+            "/run/credstore/ssh.authorized_keys.root",
+            "ssh-ed25519 AAAA x\n",
+        );
+        let keys = detect(&Root::new(r), Job::SshKeys);
+        assert_eq!(keys.len(), 1);
+        assert!(
+            keys[0]
+                .evidence
+                .contains("/run/credstore/ssh.authorized_keys.root exists"),
+            "{}",
+            keys[0].evidence
+        );
+        assert!(tools(r, Job::Hostname).is_empty());
+        // Without provision.conf nobody writes the key into authorized_keys.
+        link(r, "/etc/tmpfiles.d/provision.conf", "/dev/null");
+        assert!(tools(r, Job::SshKeys).is_empty());
+    }
+
+    #[test]
+    fn systemd_imds_network_modes_and_masks() {
+        let t = sid_with_imds();
+        let r = t.path();
+        cmdline_is(r, "systemd.imds.network=locked");
+        let net = detect(&Root::new(r), Job::Network);
+        assert_eq!(net.len(), 1);
+        assert!(net[0].evidence.contains("network mode locked"));
+        assert!(
+            net[0]
+                .evidence
+                .contains("prohibit route to 169.254.169.254")
+        );
+        cmdline_is(r, "systemd.imds.network=off");
+        assert!(tools(r, Job::Network).is_empty());
+        // A file written this boot is evidence whatever the command line says now.
+        write(r, "/run/systemd/network/85-imds-early.network", "[Match]\n");
+        let net = detect(&Root::new(r), Job::Network);
+        assert!(net[0].evidence.contains("(it is there now)"));
+        fs::remove_file(r.join("run/systemd/network/85-imds-early.network")).unwrap();
+        cmdline_is(r, "");
+        link(
+            r,
+            "/etc/systemd/system/systemd-imds-early-network.service",
+            "/dev/null",
+        );
+        assert!(tools(r, Job::Network).is_empty());
+    }
+
+    #[test]
+    fn systemd_imds_linked_in_as_on_nixos() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        write(
+            r,
+            "/nix/store/x-systemd/lib/systemd/system/systemd-imds-early-network.service",
+            "[Service]\n",
+        );
+        link(
+            r,
+            "/etc/systemd/system/systemd-imds-early-network.service",
+            &r.join("nix/store/x-systemd/lib/systemd/system/systemd-imds-early-network.service")
+                .display()
+                .to_string(),
+        );
+        assert_eq!(tools(r, Job::Network), ["systemd-imds"]);
+    }
+
+    #[test]
+    fn systemd_imds_switched_off_as_a_whole() {
+        let t = sid_with_imds();
+        let r = t.path();
+        cmdline_is(r, "systemd.imds=0 systemd.imds.import=1");
+        for job in [Job::Hostname, Job::SshKeys, Job::Network] {
+            assert!(tools(r, job).is_empty(), "{job:?}");
+        }
+        cmdline_is(r, "systemd.imds=0 systemd.imds=yes systemd.imds.import=1");
+        assert_eq!(tools(r, Job::SshKeys), ["systemd-imds"]);
+        // Another BIOS vendor: the hwdb does not match, unless forced.
+        write(r, "/sys/class/dmi/id/bios_vendor", "SeaBIOS\n");
+        cmdline_is(r, "systemd.imds.import=1");
+        assert!(tools(r, Job::Network).is_empty());
+        cmdline_is(r, "systemd.imds=1 systemd.imds.import=1");
+        let net = detect(&Root::new(r), Job::Network);
+        assert!(
+            net[0]
+                .evidence
+                .contains("systemd.imds=1 is on the kernel command line")
+        );
+        // A masked generator pulls in nothing.
+        link(
+            r,
+            "/etc/systemd/system-generators/systemd-imds-generator",
+            "/dev/null",
+        );
+        for job in [Job::Hostname, Job::SshKeys, Job::Network] {
+            assert!(tools(r, job).is_empty(), "{job:?}");
+        }
     }
 
     #[test]

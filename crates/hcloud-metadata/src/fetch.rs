@@ -6,6 +6,12 @@
 //! other statuses (the caller decides what a 404 or 204 means); a cap on the body size; every
 //! attempt logged with its URL. Callers can also ask for a retry when a body does not parse
 //! (a truncated or garbled answer is usually transient).
+//!
+//! One connect error is not retried: "permission denied" (EACCES or EPERM). The kernel answers
+//! so when a `prohibit` route covers the address, as systemd-imds adds for 169.254.169.254 in its
+//! `locked` network mode, or when a firewall or the unit's `IPAddressDeny=` rejects the socket.
+//! Nothing of that goes away by waiting, so the run stops at once with [`FetchError::Prohibited`],
+//! which says what to change, instead of spending the whole budget.
 
 use std::io::Read;
 use std::thread::sleep;
@@ -74,6 +80,16 @@ pub enum FetchError {
     },
     #[error("{url}: {reason}")]
     Fatal { url: String, reason: String },
+    #[error(
+        "{url}: cannot connect: {cause}: the kernel refuses the connection, so the route to the \
+         metadata service is prohibited, most likely by systemd-imds in locked mode (check with \
+         `ip route show table all | grep prohibit`), or a firewall or the unit's IPAddressDeny= \
+         rejects it; this is not retried. \
+         Boot with `systemd.imds.network=unlocked` (or `off`) on the kernel command line, or \
+         allow the connection (see {docs})",
+        docs = crate::competitors::DOCS
+    )]
+    Prohibited { url: String, cause: String },
 }
 
 /// The client of one run: the budget counts from its creation and covers every request made
@@ -88,6 +104,8 @@ enum Attempt {
     Reply(Reply),
     Retry(String),
     Fatal(String),
+    /// connect(2) failed with EACCES or EPERM.
+    Prohibited(String),
 }
 
 impl Fetcher {
@@ -135,7 +153,12 @@ impl Fetcher {
     fn attempt(&self, url: &str, timeout: Duration) -> Attempt {
         let resp = match self.client.get(url).timeout(timeout).send() {
             Ok(r) => r,
-            Err(e) => return Attempt::Retry(describe_error(&e)),
+            Err(e) => {
+                return match permission_denied(&e) {
+                    Some(cause) => Attempt::Prohibited(cause),
+                    None => Attempt::Retry(describe_error(&e)),
+                };
+            }
         };
         let status = resp.status().as_u16();
         if status >= 500 || status == 429 {
@@ -187,6 +210,7 @@ impl Fetcher {
                 },
                 Attempt::Retry(why) => why,
                 Attempt::Fatal(reason) => return Err(FetchError::Fatal { url, reason }),
+                Attempt::Prohibited(cause) => return Err(FetchError::Prohibited { url, cause }),
             };
             let now = Instant::now();
             if now + backoff >= deadline {
@@ -202,6 +226,24 @@ impl Fetcher {
             backoff = (backoff * 2).min(self.config.max_backoff);
         }
     }
+}
+
+/// The OS error when a connect failed with EACCES or EPERM: the kernel refuses the connection
+/// itself (a `prohibit` route, a firewall, a cgroup filter), nothing on the network answered.
+fn permission_denied(e: &reqwest::Error) -> Option<String> {
+    if !e.is_connect() {
+        return None;
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && matches!(io.raw_os_error(), Some(libc::EACCES | libc::EPERM))
+        {
+            return Some(io.to_string());
+        }
+        cause = c.source();
+    }
+    None
 }
 
 fn describe_error(e: &reqwest::Error) -> String {
@@ -249,7 +291,20 @@ fn parse_secs(s: &str) -> Result<f64, String> {
 }
 
 impl DownloadArgs {
+    /// The client of this run. Warns first when systemd-imds is configured for `locked` mode,
+    /// whose `prohibit` route keeps this unprivileged downloader from the metadata service.
     pub fn fetcher(&self) -> Result<Fetcher, FetchError> {
+        let root = crate::Root::new(&self.root);
+        if crate::competitors::SystemdImds::read(&root)
+            .is_some_and(|i| i.network == crate::competitors::ImdsNetwork::Locked)
+        {
+            log::warn!(
+                "systemd-imds runs in locked mode here (systemd.imds.network=locked on the kernel \
+                 command line): its prohibit route to 169.254.169.254 refuses this downloader's \
+                 connections; boot with `systemd.imds.network=unlocked` (or `off`) instead (see {})",
+                crate::competitors::DOCS
+            );
+        }
         Fetcher::new(FetchConfig::new(
             &self.metadata_url,
             Duration::from_secs_f64(self.timeout),

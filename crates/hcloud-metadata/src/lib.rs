@@ -4,6 +4,7 @@
 //! two downloaders only.
 
 pub mod atomic;
+pub mod block;
 pub mod competitors;
 pub mod document;
 #[cfg(feature = "fetch")]

@@ -16,6 +16,8 @@ pub mod message_id {
     pub const SSH_KEY_REJECTED: &str = "3c1a5e0b7f7d4c0f9a5e2b6f1d8e4a03";
     /// A document was refused because it belongs to another instance.
     pub const INSTANCE_MISMATCH: &str = "3c1a5e0b7f7d4c0f9a5e2b6f1d8e4a04";
+    /// A credential from another source (systemd-imds' import) differs from the document.
+    pub const CREDENTIAL_CONFLICT: &str = "3c1a5e0b7f7d4c0f9a5e2b6f1d8e4a05";
 }
 
 struct StderrLog {

@@ -1,14 +1,13 @@
-//! The managed block inside `authorized_keys`.
+//! The managed block inside `authorized_keys` ([`hcloud_metadata::block`] with these markers).
 //!
 //! ```text
 //! # BEGIN hcloud-ssh-keys: keys from the Hetzner Cloud metadata; edits inside this block are replaced at every boot
 //! ssh-ed25519 AAAA... alice@laptop
 //! # END hcloud-ssh-keys
 //! ```
-//!
-//! Every line outside the block is the user's and is kept byte for byte (CRLF, odd whitespace,
-//! invalid UTF-8 and all), in place. The block is replaced where it is; a file without one gets
-//! it appended. The block itself is written with `\n` line ends.
+
+use hcloud_metadata::block::Markers;
+pub use hcloud_metadata::block::{BlockError, Edited};
 
 /// The first line of the block. Recognized by its prefix [`BEGIN_PREFIX`].
 pub const BEGIN: &str = "# BEGIN hcloud-ssh-keys: keys from the Hetzner Cloud metadata; edits inside \
@@ -16,103 +15,20 @@ pub const BEGIN: &str = "# BEGIN hcloud-ssh-keys: keys from the Hetzner Cloud me
 pub const BEGIN_PREFIX: &str = "# BEGIN hcloud-ssh-keys";
 pub const END: &str = "# END hcloud-ssh-keys";
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BlockError {
-    #[error(
-        "line {line} starts the managed block ({BEGIN_PREFIX}) but no `{END}` line follows; \
-         add the end marker or remove the block by hand, then run again"
-    )]
-    Unterminated { line: usize },
-}
-
-/// The file split into the user's lines and the lines of the managed block(s).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Edited {
-    /// The new file content.
-    pub content: Vec<u8>,
-    /// The lines found inside the old block(s), without line ends.
-    pub old_block: Vec<String>,
-    /// Whether the file had a block before.
-    pub had_block: bool,
-}
-
-/// Lines with their terminators; the last one may have none.
-fn split_lines(bytes: &[u8]) -> Vec<&[u8]> {
-    bytes.split_inclusive(|b| *b == b'\n').collect()
-}
-
-/// The line without `\n`, `\r\n` and trailing spaces or tabs.
-fn bare(line: &[u8]) -> &[u8] {
-    let mut end = line.len();
-    while end > 0 && matches!(line[end - 1], b'\n' | b'\r' | b' ' | b'\t') {
-        end -= 1;
-    }
-    &line[..end]
-}
-
-fn is_begin(line: &[u8]) -> bool {
-    bare(line).starts_with(BEGIN_PREFIX.as_bytes())
-}
-
-fn is_end(line: &[u8]) -> bool {
-    bare(line) == END.as_bytes()
-}
+pub const MARKERS: Markers = Markers {
+    begin: BEGIN,
+    begin_prefix: BEGIN_PREFIX,
+    end: END,
+};
 
 /// Render the block holding `keys` (already validated lines).
 pub fn render_block(keys: &[String]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(BEGIN.as_bytes());
-    out.push(b'\n');
-    for k in keys {
-        out.extend_from_slice(k.as_bytes());
-        out.push(b'\n');
-    }
-    out.extend_from_slice(END.as_bytes());
-    out.push(b'\n');
-    out
+    MARKERS.render(keys)
 }
 
-/// Put `keys` into the managed block of `existing`. Several blocks (copied by hand) are merged
-/// into one at the place of the first. Without a block and without keys, nothing changes.
+/// Put `keys` into the managed block of `existing` (see [`Markers::edit`]).
 pub fn edit(existing: &[u8], keys: &[String]) -> Result<Edited, BlockError> {
-    let mut content = Vec::with_capacity(existing.len() + 128 * keys.len() + 128);
-    let mut old_block = Vec::new();
-    let mut open: Option<usize> = None;
-    let mut placed = false;
-    for (i, line) in split_lines(existing).into_iter().enumerate() {
-        if open.is_some() {
-            if is_end(line) {
-                open = None;
-            } else {
-                old_block.push(String::from_utf8_lossy(bare(line)).into_owned());
-            }
-            continue;
-        }
-        if is_begin(line) {
-            open = Some(i + 1);
-            if !placed {
-                content.extend_from_slice(&render_block(keys));
-                placed = true;
-            }
-            continue;
-        }
-        content.extend_from_slice(line);
-    }
-    if let Some(line) = open {
-        return Err(BlockError::Unterminated { line });
-    }
-    let had_block = placed;
-    if !placed && !keys.is_empty() {
-        if content.last().is_some_and(|b| *b != b'\n') {
-            content.push(b'\n');
-        }
-        content.extend_from_slice(&render_block(keys));
-    }
-    Ok(Edited {
-        content,
-        old_block,
-        had_block,
-    })
+    MARKERS.edit(existing, keys)
 }
 
 #[cfg(test)]
@@ -218,7 +134,10 @@ mod tests {
     fn unterminated_block_is_an_error_naming_the_line() {
         let file = format!("u1\n{BEGIN}\nk\nu2\n");
         let err = edit(file.as_bytes(), &keys(&["c"])).unwrap_err();
-        assert_eq!(err, BlockError::Unterminated { line: 2 });
+        assert!(
+            matches!(err, BlockError::Unterminated { line: 2, .. }),
+            "{err:?}"
+        );
         assert!(err.to_string().contains("line 2"));
     }
 

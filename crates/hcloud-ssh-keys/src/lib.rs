@@ -1,12 +1,14 @@
 //! `hcloud-ssh-keys`: keep the SSH keys of the Hetzner Cloud project in a managed block of a
 //! user's `authorized_keys` (root's by default).
 //!
-//! Reads only the metadata document. The block holds exactly the document's valid keys; every
-//! line outside it is the user's and is kept byte for byte. Keys are validated one by one: a bad
-//! one is refused with a warning naming its position and fingerprint, the good ones are written.
-//! When the document cannot be read or belongs to another server, nothing is changed.
+//! Applies only the metadata document (root's key credential is only compared). The block holds
+//! exactly the document's valid keys; every line outside it is the user's and is kept byte for
+//! byte. Keys are validated one by one: a bad one is refused with a warning naming its position
+//! and fingerprint, the good ones are written. When the document cannot be read or belongs to
+//! another server, nothing is changed.
 
 pub mod block;
+pub mod credential;
 pub mod key;
 pub mod passwd;
 pub mod target;
@@ -211,6 +213,17 @@ pub fn run(cfg: &Config) -> Result<Report, Error> {
             keys: 0,
             rejected,
         });
+    }
+
+    // The credential is root's; it is compared, never used.
+    if user.name == "root" {
+        for c in credential::conflicts(&cfg.root, &keys, &edited.outside) {
+            log::warn!(
+                MESSAGE_ID = message_id::CREDENTIAL_CONFLICT;
+                "{}",
+                c.message(&path.display().to_string())
+            );
+        }
     }
 
     let old: Vec<PublicKey> = edited

@@ -504,3 +504,82 @@ fn cloud_init_writing_keys_too_is_warned_about() {
         stderr(&out)
     );
 }
+
+fn write_credential(t: &Tree, dir: &str, text: &str) {
+    let d = t.p(dir);
+    fs::create_dir_all(&d).unwrap();
+    fs::write(d.join("ssh.authorized_keys.root"), text).unwrap();
+}
+
+#[test]
+fn a_credential_key_not_in_the_metadata_is_warned_about_and_not_used() {
+    let t = Tree::new();
+    let (ours, _) = t.keygen("ours", &["-t", "ed25519"]);
+    let (other, other_fp) = t.keygen("other", &["-t", "ed25519"]);
+    t.write_doc(7, std::slice::from_ref(&ours));
+    write_credential(&t, "run/credstore", &format!("{other}\n"));
+    let out = t.run(&[]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.matches("credential /run/credstore/ssh.authorized_keys.root")
+            .count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains(&other_fp), "{err}");
+    assert!(err.contains("the metadata wins"), "{err}");
+    assert!(err.contains("systemd.imds.import=0"), "{err}");
+    assert!(!err.contains("outside the managed block"), "{err}");
+    assert_eq!(
+        fs::read_to_string(t.p("root/.ssh/authorized_keys")).unwrap(),
+        format!("{BEGIN}\n{ours}\n{END}\n")
+    );
+}
+
+#[test]
+fn a_credential_key_copied_outside_the_block_by_tmpfiles_is_named() {
+    let t = Tree::new();
+    let (ours, ours_fp) = t.keygen("ours", &["-t", "ed25519"]);
+    t.write_doc(7, std::slice::from_ref(&ours));
+    // What systemd-imds' import and provision.conf leave on a first boot: the credential in
+    // /run/credentials/@system (as well) and the same line as the whole authorized_keys.
+    write_credential(&t, "run/credentials/@system", &format!("{ours}\n"));
+    fs::create_dir_all(t.p("root/.ssh")).unwrap();
+    fs::write(t.p("root/.ssh/authorized_keys"), format!("{ours}\n")).unwrap();
+    let out = t.run(&[]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("credential /run/credentials/@system/ssh.authorized_keys.root"),
+        "{err}"
+    );
+    assert!(
+        err.contains("outside the managed block, as systemd's tmpfiles provision.conf writes it"),
+        "{err}"
+    );
+    assert!(err.contains(&ours_fp), "{err}");
+    assert!(!err.contains("the metadata wins"), "{err}");
+    // The user's line stays byte for byte; the block is added after it.
+    assert_eq!(
+        fs::read_to_string(t.p("root/.ssh/authorized_keys")).unwrap(),
+        format!("{ours}\n{BEGIN}\n{ours}\n{END}\n")
+    );
+}
+
+#[test]
+fn a_credential_matching_the_metadata_is_quiet() {
+    let t = Tree::new();
+    let (ours, _) = t.keygen("ours", &["-t", "ed25519"]);
+    t.write_doc(7, std::slice::from_ref(&ours));
+    write_credential(&t, "run/credstore", &format!("{ours}\n"));
+    let out = t.run(&[]);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("credential"));
+    // Another user's keys are not compared with root's credential.
+    let (other, _) = t.keygen("other", &["-t", "ed25519"]);
+    write_credential(&t, "run/credstore", &format!("{other}\n"));
+    let out = t.run(&["--user", "alice"]);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("credential"));
+}
