@@ -5,7 +5,9 @@
 //! with doubling backoff on connect errors, timeouts, broken bodies, 5xx and 429; no retry on
 //! other statuses (the caller decides what a 404 or 204 means); a cap on the body size; every
 //! attempt logged with its URL. Callers can also ask for a retry when a body does not parse
-//! (a truncated or garbled answer is usually transient).
+//! (a truncated or garbled answer is usually transient). A connect that finds no route
+//! (ENETUNREACH, EHOSTUNREACH: early in boot, before the lease) is retried at most 500 ms apart,
+//! so the fetch follows the network closely instead of waiting for `network-online.target`.
 //!
 //! One connect error is not retried: "permission denied" (EACCES or EPERM). The kernel answers
 //! so when a `prohibit` route covers the address, as systemd-imds adds for 169.254.169.254 in its
@@ -106,7 +108,13 @@ enum Attempt {
     Fatal(String),
     /// connect(2) failed with EACCES or EPERM.
     Prohibited(String),
+    /// connect(2) found no route (ENETUNREACH, EHOSTUNREACH): the network is not up yet.
+    NoRoute(String),
 }
+
+/// The longest pause after a connect that found no route: early in boot the route to the
+/// metadata service appears within seconds, and the fetch should follow it closely.
+const NO_ROUTE_MAX_BACKOFF: Duration = Duration::from_millis(500);
 
 impl Fetcher {
     pub fn new(config: FetchConfig) -> Result<Fetcher, FetchError> {
@@ -156,6 +164,11 @@ impl Fetcher {
             Err(e) => {
                 return match permission_denied(&e) {
                     Some(cause) => Attempt::Prohibited(cause),
+                    None if connect_errno(&e, &[libc::ENETUNREACH, libc::EHOSTUNREACH])
+                        .is_some() =>
+                    {
+                        Attempt::NoRoute(describe_error(&e))
+                    }
                     None => Attempt::Retry(describe_error(&e)),
                 };
             }
@@ -202,6 +215,7 @@ impl Fetcher {
                 .min(remaining)
                 .max(Duration::from_millis(50));
             log::info!("Fetching {url}: attempt #{attempts}");
+            let mut cap = self.config.max_backoff;
             let failure = match self.attempt(&url, timeout) {
                 Attempt::Reply(reply) => match accept(reply) {
                     Ok(v) => return Ok(v),
@@ -209,6 +223,11 @@ impl Fetcher {
                     Err(Rejection::Fatal(reason)) => return Err(FetchError::Fatal { url, reason }),
                 },
                 Attempt::Retry(why) => why,
+                Attempt::NoRoute(why) => {
+                    cap = cap.min(NO_ROUTE_MAX_BACKOFF);
+                    backoff = backoff.min(cap);
+                    why
+                }
                 Attempt::Fatal(reason) => return Err(FetchError::Fatal { url, reason }),
                 Attempt::Prohibited(cause) => return Err(FetchError::Prohibited { url, cause }),
             };
@@ -223,7 +242,7 @@ impl Fetcher {
             }
             log::warn!("{url}: {failure}; retrying in {} ms", backoff.as_millis());
             sleep(backoff);
-            backoff = (backoff * 2).min(self.config.max_backoff);
+            backoff = (backoff * 2).min(cap);
         }
     }
 }
@@ -231,13 +250,18 @@ impl Fetcher {
 /// The OS error when a connect failed with EACCES or EPERM: the kernel refuses the connection
 /// itself (a `prohibit` route, a firewall, a cgroup filter), nothing on the network answered.
 fn permission_denied(e: &reqwest::Error) -> Option<String> {
+    connect_errno(e, &[libc::EACCES, libc::EPERM])
+}
+
+/// The OS error of a failed connect when its errno is one of `errnos`.
+fn connect_errno(e: &reqwest::Error, errnos: &[i32]) -> Option<String> {
     if !e.is_connect() {
         return None;
     }
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
         if let Some(io) = c.downcast_ref::<std::io::Error>()
-            && matches!(io.raw_os_error(), Some(libc::EACCES | libc::EPERM))
+            && io.raw_os_error().is_some_and(|n| errnos.contains(&n))
         {
             return Some(io.to_string());
         }
