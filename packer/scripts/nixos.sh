@@ -24,15 +24,10 @@ nix_version=${NIX_VERSION:?NIX_VERSION is not set}
 nix_sha256=${NIX_SHA256:?NIX_SHA256 is not set}
 channel=${NIXOS_CHANNEL:?NIXOS_CHANNEL is not set}
 arch=${ARCH:-$(uname -m)}
-swap=${SWAP_SIZE_MIB:-0}
 
 mountpoint -q "$target" || die "$target is not mounted (run disk.sh first)"
 [ "$arch" = "$(uname -m)" ] || die "ARCH=$arch but the build server is $(uname -m)"
-for d in nixos dist agents/nix agents/systemd user; do
-  [ -d "$hcloud/$d" ] || die "$hcloud/$d was not uploaded"
-done
-[ -f "$hcloud/user/configuration.nix" ] || die "the NixOS configuration directory has no configuration.nix"
-case "$swap" in '' | *[!0-9]*) die "SWAP_SIZE_MIB must be a number, got '$swap'" ;; esac
+bash "$here/nixos-etc.sh" --check "$hcloud"
 
 missing=()
 command -v curl >/dev/null || missing+=(curl)
@@ -73,48 +68,7 @@ nix-env -f '<nixpkgs>' -iA nixos-install-tools
 nixos-generate-config --root "$target" --no-filesystems
 
 # 3. /etc/nixos.
-etc=$target/etc/nixos
-mkdir -p "$etc/hcloud-agents" "$etc/user"
-cp "$hcloud/nixos/hcloud-image.nix" "$etc/"
-cp "$hcloud/nixos/agents-from-dist.nix" "$etc/hcloud-agents/"
-cp -a "$hcloud/agents/nix" "$hcloud/agents/systemd" "$hcloud/dist" "$etc/hcloud-agents/"
-cp -a "$hcloud/user/." "$etc/user/"
-state=${channel#nixos-}
-case "$state" in [0-9][0-9].[0-9][0-9]) ;; *) state="" ;; esac
-json_list() {
-  local first=1 w
-  printf '['
-  for w in "$@"; do
-    [ "$first" -eq 1 ] || printf ', '
-    printf '"%s"' "$w"
-    first=0
-  done
-  printf ']'
-}
-read -r -a extra <<<"${EXTRA_PACKAGES:-}"
-cat >"$etc/image-settings.json" <<JSON
-{
-  "disk": "$disk",
-  "locale": "${LOCALE:-C.UTF-8}",
-  "keymap": "${KEYMAP:-us}",
-  "timezone": "${TIMEZONE:-UTC}",
-  "swapSizeMiB": $swap,
-  "extraPackages": $(json_list "${extra[@]}"),
-  "stateVersion": "$state"
-}
-JSON
-cat >"$etc/configuration.nix" <<'NIX'
-# Written by the image build. Your own settings belong in ./user/configuration.nix (the
-# directory given to the build as nix-config-path); ./hcloud-image.nix holds the image's.
-{ ... }:
-{
-  imports = [
-    ./hardware-configuration.nix
-    ./hcloud-image.nix
-    ./user/configuration.nix
-  ];
-}
-NIX
+bash "$here/nixos-etc.sh" "$target/etc/nixos" "$hcloud" "$disk" "$channel"
 
 # 4. Install; the installer's store goes away again.
 nixos-install --root "$target" --no-root-passwd

@@ -7,12 +7,37 @@
 #  4. NixOS' networks configure the same as hcloud-network's golden files for the same document;
 #  5. the module evaluates against a stub lib (option defaults mirror the document; empty
 #     defaults without one or under pure evaluation; the agents, overrides and options wire up);
-#  6. the package derivation builds the crates and installs the units that exist.
+#  6. the module, the NixOS image's configuration and the example evaluate under nixpkgs' real
+#     module system (nix/tests/nixos: the scenarios of scenarios.nix), offline with the pinned
+#     nixpkgs lib (nix/tests/nixpkgs-lib.json) and typed stand-ins of the NixOS options, or with
+#     a full nixpkgs through nixos/lib/eval-config.nix down to the toplevel's drvPath;
+#  7. the package derivation builds the crates and installs the units that exist.
+#
+# Usage: scripts/checks/nix.sh [-I nixpkgs=PATH]   (or NIXPKGS=PATH: a full nixpkgs checkout;
+#   needs a Nix that nixpkgs accepts, >= 2.18). Without one the NixOS scenarios are evaluated
+#   offline only, and the check says so.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 
-for tool in nix-instantiate jq; do
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    -I) [ "$#" -ge 2 ] || { echo "nix.sh: -I needs nixpkgs=PATH" >&2; exit 2; }; NIXPKGS=$2; shift 2 ;;
+    -I*) NIXPKGS=${1#-I}; shift ;;
+    *) echo "nix.sh: unknown argument '$1' (usage: $0 [-I nixpkgs=PATH])" >&2; exit 2 ;;
+  esac
+  case "$NIXPKGS" in
+    nixpkgs=*) NIXPKGS=${NIXPKGS#nixpkgs=} ;;
+    *) echo "nix.sh: -I takes nixpkgs=PATH" >&2; exit 2 ;;
+  esac
+done
+if [ -n "${NIXPKGS:-}" ]; then
+  [ -f "$NIXPKGS/nixos/lib/eval-config.nix" ] ||
+    { echo "nix.sh: NIXPKGS=$NIXPKGS is not a nixpkgs checkout (no nixos/lib/eval-config.nix)" >&2; exit 2; }
+  NIXPKGS=$(cd "$NIXPKGS" && pwd)
+fi
+
+for tool in nix-instantiate jq zstd; do
   command -v "$tool" >/dev/null || { echo "nix.sh: $tool is missing: run scripts/install-deps" >&2; exit 1; }
 done
 
@@ -180,6 +205,92 @@ if out=$(eval_json nix/tests/module.nix --argstr root "$root" -A failed 2>&1) &&
   pass "module ($(eval_json nix/tests/module.nix --argstr root "$root" -A count) assertions)"
 else
   fail "module"; jq -r '.[]?' <<<"$out" 2>/dev/null || echo "$out"
+fi
+
+echo "-- NixOS module system"
+# nixpkgs' lib at the pinned commit: from ../shared/vendor beside the checkout (CI, offline), else
+# downloaded from GitHub (NIXPKGS_LIB_URL: another place for the same tarball, e.g. a mirror);
+# either way its lib/ must have the pinned NAR hash.
+pin=nix/tests/nixpkgs-lib.json
+pinned() { jq -er ".$1" "$pin"; }
+nixpkgs_lib() { # prints the lib/ directory, or fails saying what is missing
+  local vendored url got dir
+  vendored=$(cd "$root/.." && pwd)/shared/vendor/$(pinned vendored)
+  url=${NIXPKGS_LIB_URL:-$(pinned url)}
+  mkdir -p "$tmp/nixpkgs-lib"
+  if [ -f "$vendored" ]; then
+    tar --zstd -xf "$vendored" -C "$tmp/nixpkgs-lib" || { echo "cannot unpack $vendored" >&2; return 1; }
+  elif command -v curl >/dev/null; then
+    curl -fsSL --retry 3 -o "$tmp/nixpkgs-lib.tar.gz" "$url" ||
+      { echo "$vendored does not exist and downloading $url failed" >&2; return 1; }
+    tar -xzf "$tmp/nixpkgs-lib.tar.gz" -C "$tmp/nixpkgs-lib" || { echo "cannot unpack $url" >&2; return 1; }
+  else
+    echo "nixpkgs' lib is needed: put $(pinned vendored) in $root/../shared/vendor, or install curl to download $url" >&2
+    return 1
+  fi
+  dir=$(find "$tmp/nixpkgs-lib" -mindepth 2 -maxdepth 2 -name lib -type d | head -n1)
+  [ -n "$dir" ] && [ -f "$dir/default.nix" ] || { echo "no lib/default.nix in the nixpkgs lib tarball" >&2; return 1; }
+  got=$(nix hash path "$dir")
+  [ "$got" = "$(pinned libNarHash)" ] ||
+    { echo "nixpkgs lib at $dir has hash $got, $pin pins $(pinned libNarHash)" >&2; return 1; }
+  echo "$dir"
+}
+# The image's /etc/nixos per architecture, written by the build's own script, with the generated
+# hardware configuration beside it.
+image_trees() { # dist-kind: placeholder (offline) or staged (full nixpkgs)
+  local a up=$tmp/upload
+  mkdir -p "$up/agents"
+  cp -r packer/nixos "$up/nixos"
+  cp -r nix systemd "$up/agents/"
+  cp -r packer/nixos/default-config "$up/user"
+  for a in x86_64 aarch64; do
+    rm -rf "$up/dist"
+    if [ "$1" = staged ]; then
+      cargo run -q --locked -p hcloud-image -- dist --no-build --arch "$a" --out "$up/dist" >/dev/null ||
+        { echo "hcloud-image dist --no-build --arch $a failed (build the agents for $a first)" >&2; return 1; }
+    else
+      # The offline evaluation does not read the staged tree (packages are placeholders).
+      mkdir -p "$up/dist/usr/share/hcloud-agents"
+      echo '{}' >"$up/dist/usr/share/hcloud-agents/manifest.json"
+    fi
+    bash packer/scripts/nixos-etc.sh "$tmp/image-$a" "$up" /dev/sda nixos-26.05 >/dev/null || return 1
+    cp "nix/tests/nixos/hardware/$a.nix" "$tmp/image-$a/hardware-configuration.nix"
+  done
+  printf '{"x86_64":"%s","aarch64":"%s"}' "$tmp/image-x86_64" "$tmp/image-aarch64"
+}
+nixos_eval=(nix/tests/nixos/eval.nix --argstr root "$root")
+if [ -n "${NIXPKGS:-}" ]; then
+  mode="full nixpkgs ($NIXPKGS): nixos/lib/eval-config.nix, config.system.build.toplevel.drvPath"
+  nix_version=$(nix-instantiate --version | sed 's/.* //')
+  if [ "$(printf '%s\n2.18\n' "$nix_version" | sort -V | head -n1)" != 2.18 ]; then
+    fail "nixpkgs needs Nix >= 2.18 to evaluate, this nix-instantiate is $nix_version"
+    nixos_eval=()
+  elif images=$(image_trees staged); then
+    nixos_eval+=(--argstr nixpkgs "$NIXPKGS" --argstr images "$images")
+  else
+    fail "the image's /etc/nixos could not be written"; nixos_eval=()
+  fi
+elif ! lib_dir=$(nixpkgs_lib); then
+  fail "nixpkgs lib (pinned in $pin) unavailable: the module system checks cannot run"; nixos_eval=()
+elif ! images=$(image_trees placeholder); then
+  fail "the image's /etc/nixos could not be written"; nixos_eval=()
+else
+  mode="offline: lib.evalModules of nixpkgs lib $(pinned version) ($(pinned repository) $(pinned commit | cut -c1-12)) with typed stand-ins of the NixOS options; a full nixpkgs (NIXPKGS=PATH) also evaluates the toplevel"
+  nixos_eval+=(--argstr libPath "$lib_dir" --argstr images "$images")
+fi
+if [ "${#nixos_eval[@]}" -gt 4 ]; then
+  echo "mode: $mode"
+  scenarios=$(eval_json "${nixos_eval[@]}" -A names | jq -r '.[]')
+  [ "$(grep -c . <<<"$scenarios")" -ge 11 ] || fail "only $(grep -c . <<<"$scenarios") NixOS scenarios"
+  for s in $scenarios; do
+    if ! out=$(eval_json "${nixos_eval[@]}" -A "scenarios.$s" 2>"$tmp/eval.err"); then
+      fail "NixOS $s does not evaluate:"; grep -v '^trace: warning' "$tmp/eval.err" | head -n 12 | sed 's/^/    /'
+    elif [ "$(jq '.failed | length' <<<"$out")" = 0 ]; then
+      pass "NixOS $s ($(jq .count <<<"$out") checks, $(jq '.warnings | length' <<<"$out") warnings)"
+    else
+      fail "NixOS $s:"; jq -r '.failed[]' <<<"$out" | sed 's/^/    /'
+    fi
+  done
 fi
 
 echo "-- unit file reader"
