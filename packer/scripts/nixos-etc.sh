@@ -4,6 +4,10 @@
 # the agents module from nix/ with the agents from the staged tree) and the user's directory,
 # and image-settings.json with the build's variables.
 #
+# system.stateVersion is written as a concrete release: the channel's (nixos-YY.MM), or for
+# nixos-unstable the release of the nixpkgs in NIX_PATH (`<nixpkgs/lib>`, the channel just
+# added), so that it does not move with every later rebuild.
+#
 # Usage: nixos-etc.sh ETC HCLOUD DISK CHANNEL
 #        nixos-etc.sh --check HCLOUD      (only check the uploads, before anything is installed)
 #   ETC: the target's /etc/nixos; HCLOUD: the uploaded directory (nixos/, agents/nix,
@@ -32,8 +36,14 @@ channel=$4
 check_uploads "$hcloud"
 swap=${SWAP_SIZE_MIB:-0}
 
+is_release() { [[ "$1" =~ ^[0-9][0-9][.][0-9][0-9]$ ]]; }
 state=${channel#nixos-}
-case "$state" in [0-9][0-9].[0-9][0-9]) ;; *) state="" ;; esac
+if ! is_release "$state"; then
+  state=$(nix-instantiate --eval --expr '(import <nixpkgs/lib>).trivial.release' 2>&1 | tr -d '"') ||
+    die "cannot read the release of <nixpkgs> for channel $channel: $state"
+  # nixos-unstable's lib says e.g. 26.11: the release it becomes.
+  is_release "$state" || die "the release of <nixpkgs> for channel $channel is '$state', not YY.MM"
+fi
 
 mkdir -p "$etc/hcloud-agents" "$etc/user"
 cp "$hcloud/nixos/hcloud-image.nix" "$etc/"

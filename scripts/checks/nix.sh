@@ -293,6 +293,43 @@ if [ "${#nixos_eval[@]}" -gt 4 ]; then
   done
 fi
 
+echo "-- NixOS image build: system.stateVersion"
+# system.stateVersion is concrete at install time: nixos-unstable gets its <nixpkgs>' release.
+release_nixpkgs=${NIXPKGS:-${lib_dir:+$(dirname "$lib_dir")}}
+if [ -n "$release_nixpkgs" ]; then
+  expected=$(nix-instantiate --eval --expr "(import $release_nixpkgs/lib).trivial.release" | tr -d '"') || expected=""
+  if NIX_PATH=nixpkgs=$release_nixpkgs bash packer/scripts/nixos-etc.sh "$tmp/etc-unstable" "$tmp/upload" /dev/sda nixos-unstable >/dev/null 2>"$tmp/etc.err" &&
+    [ "$(jq -r .stateVersion "$tmp/etc-unstable/image-settings.json")" = "$expected" ] &&
+    [[ "$expected" =~ ^[0-9][0-9][.][0-9][0-9]$ ]]; then
+    pass "nixos-unstable: image-settings.json has stateVersion $expected, the channel's release"
+  else
+    fail "nixos-unstable: stateVersion '$(jq -r .stateVersion "$tmp/etc-unstable/image-settings.json" 2>/dev/null)', expected '$expected'"; cat "$tmp/etc.err"
+  fi
+else
+  fail "no nixpkgs lib for the nixos-unstable stateVersion check"
+fi
+if NIX_PATH=nixpkgs=/nonexistent bash packer/scripts/nixos-etc.sh "$tmp/etc-none" "$tmp/upload" /dev/sda nixos-unstable >/dev/null 2>"$tmp/etc.err"; then
+  fail "nixos-etc.sh wrote /etc/nixos for nixos-unstable without a <nixpkgs> to take the release from"
+elif grep -q 'nixos-unstable' "$tmp/etc.err"; then
+  pass "nixos-unstable without <nixpkgs>: refused, naming the channel"
+else
+  fail "nixos-unstable without <nixpkgs>: unclear error: $(cat "$tmp/etc.err")"
+fi
+# The image never falls back to lib.trivial.release (which moves on nixos-unstable).
+if [ "${#nixos_eval[@]}" -gt 4 ]; then
+  cp -r "$tmp/image-x86_64" "$tmp/image-no-state"
+  jq '.stateVersion = ""' "$tmp/image-x86_64/image-settings.json" >"$tmp/image-no-state/image-settings.json"
+  no_state=(nix/tests/nixos/eval.nix --argstr root "$root" "${nixos_eval[@]:4}")
+  no_state[${#no_state[@]} - 1]=$(jq -c --arg d "$tmp/image-no-state" '.x86_64 = $d' <<<"$images")
+  if got=$(eval_json "${no_state[@]}" -A configs.image-x86_64.system.stateVersion 2>"$tmp/eval.err"); then
+    fail "an image without a stateVersion in image-settings.json evaluates to system.stateVersion $got"
+  elif grep -q 'stateVersion' "$tmp/eval.err"; then
+    pass "an image without a stateVersion does not evaluate, and the error names it"
+  else
+    fail "an image without a stateVersion: unclear error"; head -5 "$tmp/eval.err"
+  fi
+fi
+
 echo "-- unit file reader"
 if out=$(eval_json nix/tests/ini.nix -A failed 2>&1) && [ "$(jq -r 'length' <<<"$out")" = 0 ]; then
   pass "systemd-ini ($(eval_json nix/tests/ini.nix -A count) assertions)"
