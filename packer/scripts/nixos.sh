@@ -7,11 +7,14 @@
 #      image declares them by label)
 #   3. /etc/nixos: configuration.nix importing hcloud-image.nix (image settings, the agents
 #      module from nix/ with the agents from the staged tree) and the user's directory
-#   4. nixos-install, then the installer's store is removed again
+#   4. nixos-install, with swap and temporary files on the target disk (4 GB build servers:
+#      the rescue system's root is a RAM disk), then garbage collection in the installed system
+#      (the build-time inputs nixos-install left in its store), and the installer is removed
 #
 # Usage: nixos.sh TARGET DISK
 # Environment: NIX_VERSION, NIX_SHA256 (of nix-<version>-<arch>-linux.tar.xz), NIXOS_CHANNEL,
-#   ARCH, LOCALE, KEYMAP, TIMEZONE, EXTRA_PACKAGES, SWAP_SIZE_MIB
+#   ARCH, LOCALE, KEYMAP, TIMEZONE, EXTRA_PACKAGES, SWAP_SIZE_MIB, INSTALL_SWAP_MIB (swap while
+#   installing, default 2048, 0 for none)
 set -euo pipefail
 
 die() { echo "nixos.sh: $*" >&2; exit 1; }
@@ -24,6 +27,8 @@ nix_version=${NIX_VERSION:?NIX_VERSION is not set}
 nix_sha256=${NIX_SHA256:?NIX_SHA256 is not set}
 channel=${NIXOS_CHANNEL:?NIXOS_CHANNEL is not set}
 arch=${ARCH:-$(uname -m)}
+install_swap=${INSTALL_SWAP_MIB:-2048}
+case "$install_swap" in '' | *[!0-9]*) die "INSTALL_SWAP_MIB must be a number, got '$install_swap'" ;; esac
 
 mountpoint -q "$target" || die "$target is not mounted (run disk.sh first)"
 [ "$arch" = "$(uname -m)" ] || die "ARCH=$arch but the build server is $(uname -m)"
@@ -42,6 +47,7 @@ installer=$target/installer
 mkdir -p "$installer/nix" /nix
 mount --bind "$installer/nix" /nix
 cleanup() {
+  swapoff "$installer/swapfile" 2>/dev/null || true
   umount /nix 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -67,11 +73,26 @@ export NIX_PATH=nixpkgs=/root/.nix-defexpr/channels/nixos:nixos-config=$target/e
 nix-env -f '<nixpkgs>' -iA nixos-install-tools
 nixos-generate-config --root "$target" --no-filesystems
 
-# 3. /etc/nixos.
+# 3. /etc/nixos (with a concrete system.stateVersion, also for nixos-unstable).
 bash "$here/nixos-etc.sh" "$target/etc/nixos" "$hcloud" "$disk" "$channel"
 
-# 4. Install; the installer's store goes away again.
+# 4. Install. A 4 GB build server (cx23, cax11) shares its RAM with the rescue system's RAM
+# disk, tight for evaluating and building a NixOS system: swap on the target disk, and the
+# builds' temporary files there too instead of in the RAM disk. Both go with the installer.
+mkdir -p "$installer/tmp"
+export TMPDIR=$installer/tmp
+if [ "$install_swap" -gt 0 ]; then
+  fallocate -l "${install_swap}M" "$installer/swapfile"
+  chmod 0600 "$installer/swapfile"
+  mkswap -q "$installer/swapfile"
+  swapon "$installer/swapfile"
+fi
 nixos-install --root "$target" --no-root-passwd
+# nixos-install builds in the target's store: what the system does not reference (build-time
+# inputs) is garbage the snapshot would carry to every server. Collected by the installed
+# system's own Nix, with its own roots (the system profile, root's channel).
+nixos-enter --root "$target" -c 'nix-collect-garbage -d'
+swapoff "$installer/swapfile" 2>/dev/null || true
 umount /nix
 trap - EXIT
 rm -rf "${installer:?}"

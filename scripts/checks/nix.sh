@@ -293,7 +293,7 @@ if [ "${#nixos_eval[@]}" -gt 4 ]; then
   done
 fi
 
-echo "-- NixOS image build: system.stateVersion"
+echo "-- NixOS image build: system.stateVersion, garbage, memory"
 # system.stateVersion is concrete at install time: nixos-unstable gets its <nixpkgs>' release.
 release_nixpkgs=${NIXPKGS:-${lib_dir:+$(dirname "$lib_dir")}}
 if [ -n "$release_nixpkgs" ]; then
@@ -328,6 +328,25 @@ if [ "${#nixos_eval[@]}" -gt 4 ]; then
   else
     fail "an image without a stateVersion: unclear error"; head -5 "$tmp/eval.err"
   fi
+fi
+# packer/scripts/nixos.sh cannot run here (rescue system, network); the order of its steps is
+# checked: swap before nixos-install, garbage collected in the installed system after it and
+# before the installer (and its swap) is removed, and the template passes the swap size.
+line_of() { grep -n -m1 -F -- "$1" packer/scripts/nixos.sh | cut -d: -f1 || true; }
+swapon_l=$(line_of 'swapon "$installer/swapfile"')
+install_l=$(line_of 'nixos-install --root "$target"')
+gc_l=$(line_of "nixos-enter --root \"\$target\" -c 'nix-collect-garbage -d'")
+rm_l=$(line_of 'rm -rf "${installer:?}"')
+if [ -n "$swapon_l" ] && [ -n "$install_l" ] && [ -n "$gc_l" ] && [ -n "$rm_l" ] &&
+  [ "$swapon_l" -lt "$install_l" ] && [ "$install_l" -lt "$gc_l" ] && [ "$gc_l" -lt "$rm_l" ]; then
+  pass "nixos.sh: swap on for nixos-install, garbage collected before the snapshot"
+else
+  fail "nixos.sh: expected swapon < nixos-install < nix-collect-garbage < removing the installer (lines: ${swapon_l:-none} ${install_l:-none} ${gc_l:-none} ${rm_l:-none})"
+fi
+if grep -q '"INSTALL_SWAP_MIB=${var.install-swap-mib}"' packer/nixos.pkr.hcl; then
+  pass "packer/nixos.pkr.hcl passes install-swap-mib to nixos.sh"
+else
+  fail "packer/nixos.pkr.hcl does not pass install-swap-mib to nixos.sh"
 fi
 
 echo "-- unit file reader"
