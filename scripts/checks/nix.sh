@@ -281,7 +281,7 @@ fi
 if [ "${#nixos_eval[@]}" -gt 4 ]; then
   echo "mode: $mode"
   scenarios=$(eval_json "${nixos_eval[@]}" -A names | jq -r '.[]')
-  [ "$(grep -c . <<<"$scenarios")" -ge 11 ] || fail "only $(grep -c . <<<"$scenarios") NixOS scenarios"
+  [ "$(grep -c . <<<"$scenarios")" -ge 12 ] || fail "only $(grep -c . <<<"$scenarios") NixOS scenarios (expected at least 12)"
   for s in $scenarios; do
     if ! out=$(eval_json "${nixos_eval[@]}" -A "scenarios.$s" 2>"$tmp/eval.err"); then
       fail "NixOS $s does not evaluate:"; grep -v '^trace: warning' "$tmp/eval.err" | head -n 12 | sed 's/^/    /'

@@ -172,9 +172,6 @@ in
         "2.nixos.pool.ntp.org"
         "3.nixos.pool.ntp.org"
       ];
-      interfaces = opt (types.attrsOf (types.submodule {
-        options.useDHCP = opt (types.nullOr types.bool) null;
-      })) { };
     };
 
     systemd = {
@@ -282,12 +279,6 @@ in
         size = opt (types.nullOr types.int) null;
       };
     })) [ ];
-
-    hardware = {
-      enableRedistributableFirmware = bool false;
-      cpu.intel.updateMicrocode = bool false;
-      cpu.amd.updateMicrocode = bool false;
-    };
 
     i18n.defaultLocale = opt types.str "en_US.UTF-8";
     console.keyMap = opt (types.either types.str types.path) "us";

@@ -15,6 +15,10 @@ let
     readFile
     ;
   module = root + "/nix/module.nix";
+  # hardware-configuration.nix as nixos-generate-config --no-filesystems writes it in Hetzner's
+  # rescue system, a KVM guest: the qemu-guest profile, no microcode (virtualised), the initrd
+  # modules of a CX or CAX server's disk and USB (representative), the platform, and
+  # `networking.useDHCP = lib.mkDefault true;`.
   hardware = arch: root + "/nix/tests/nixos/hardware/${arch}.nix";
   fixture = name: toString root + "/nix/tests/fixtures/${name}/document.json";
   noDocument = "/nonexistent/hcloud-metadata.json";
@@ -237,6 +241,16 @@ in
           && private.address != [ ]
           && (private.networkConfig.DHCP or null) == "no"
         ))
+      ];
+  };
+  # The module's useDHCP is above the generated default, not forced: the user's own wins.
+  x86_64-user-sets-use-dhcp = {
+    modules = server "x86_64" noDocument [ { networking.useDHCP = true; } ];
+    checks =
+      { config, ... }:
+      [
+        (check "the user's networking.useDHCP = true wins over the module" config.networking.useDHCP)
+        (check "and NixOS then adds its DHCP network" (networksOf config ? "99-ethernet-default-dhcp"))
       ];
   };
   example = {
