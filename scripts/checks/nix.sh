@@ -229,7 +229,10 @@ nixpkgs_lib() { # prints the lib/ directory, or fails saying what is missing
     return 1
   fi
   dir=$(find "$tmp/nixpkgs-lib" -mindepth 2 -maxdepth 2 -name lib -type d | head -n1)
-  [ -n "$dir" ] && [ -f "$dir/default.nix" ] || { echo "no lib/default.nix in the nixpkgs lib tarball" >&2; return 1; }
+  if [ -z "$dir" ] || [ ! -f "$dir/default.nix" ]; then
+    echo "no lib/default.nix in the nixpkgs lib tarball" >&2
+    return 1
+  fi
   got=$(nix hash path "$dir")
   [ "$got" = "$(pinned libNarHash)" ] ||
     { echo "nixpkgs lib at $dir has hash $got, $pin pins $(pinned libNarHash)" >&2; return 1; }
@@ -332,22 +335,26 @@ fi
 # packer/scripts/nixos.sh cannot run here (rescue system, network); the order of its steps is
 # checked: swap before nixos-install, garbage collected in the installed system after it and
 # before the installer (and its swap) is removed, and the template passes the swap size.
-line_of() { grep -n -m1 -F -- "$1" packer/scripts/nixos.sh | cut -d: -f1 || true; }
-swapon_l=$(line_of 'swapon "$installer/swapfile"')
-install_l=$(line_of 'nixos-install --root "$target"')
-gc_l=$(line_of "nixos-enter --root \"\$target\" -c 'nix-collect-garbage -d'")
-rm_l=$(line_of 'rm -rf "${installer:?}"')
-if [ -n "$swapon_l" ] && [ -n "$install_l" ] && [ -n "$gc_l" ] && [ -n "$rm_l" ] &&
-  [ "$swapon_l" -lt "$install_l" ] && [ "$install_l" -lt "$gc_l" ] && [ "$gc_l" -lt "$rm_l" ]; then
-  pass "nixos.sh: swap on for nixos-install, garbage collected before the snapshot"
-else
-  fail "nixos.sh: expected swapon < nixos-install < nix-collect-garbage < removing the installer (lines: ${swapon_l:-none} ${install_l:-none} ${gc_l:-none} ${rm_l:-none})"
-fi
-if grep -q '"INSTALL_SWAP_MIB=${var.install-swap-mib}"' packer/nixos.pkr.hcl; then
-  pass "packer/nixos.pkr.hcl passes install-swap-mib to nixos.sh"
-else
-  fail "packer/nixos.pkr.hcl does not pass install-swap-mib to nixos.sh"
-fi
+# The patterns are nixos.sh's and the template's own text, not expanded here.
+# shellcheck disable=SC2016
+{
+  line_of() { grep -n -m1 -F -- "$1" packer/scripts/nixos.sh | cut -d: -f1 || true; }
+  swapon_l=$(line_of 'swapon "$installer/swapfile"')
+  install_l=$(line_of 'nixos-install --root "$target"')
+  gc_l=$(line_of "nixos-enter --root \"\$target\" -c 'nix-collect-garbage -d'")
+  rm_l=$(line_of 'rm -rf "${installer:?}"')
+  if [ -n "$swapon_l" ] && [ -n "$install_l" ] && [ -n "$gc_l" ] && [ -n "$rm_l" ] &&
+    [ "$swapon_l" -lt "$install_l" ] && [ "$install_l" -lt "$gc_l" ] && [ "$gc_l" -lt "$rm_l" ]; then
+    pass "nixos.sh: swap on for nixos-install, garbage collected before the snapshot"
+  else
+    fail "nixos.sh: expected swapon < nixos-install < nix-collect-garbage < removing the installer (lines: ${swapon_l:-none} ${install_l:-none} ${gc_l:-none} ${rm_l:-none})"
+  fi
+  if grep -q '"INSTALL_SWAP_MIB=${var.install-swap-mib}"' packer/nixos.pkr.hcl; then
+    pass "packer/nixos.pkr.hcl passes install-swap-mib to nixos.sh"
+  else
+    fail "packer/nixos.pkr.hcl does not pass install-swap-mib to nixos.sh"
+  fi
+}
 
 echo "-- unit file reader"
 if out=$(eval_json nix/tests/ini.nix -A failed 2>&1) && [ "$(jq -r 'length' <<<"$out")" = 0 ]; then

@@ -96,7 +96,7 @@ let
           ]
           [
             (oneOf "DHCP" (boolValues ++ [ "ipv4" "ipv6" ]))
-            (oneOf "LinkLocalAddressing" (boolValues ++ [ "ipv4" "ipv6" "fallback" "ipv4-fallback" ]))
+            (oneOf "LinkLocalAddressing" (boolValues ++ [ "ipv4" "ipv6" ]))
             (oneOf "IPv6AcceptRA" boolValues)
             (oneOf "KeepConfiguration" (boolValues ++ [ "static" "dynamic-on-stop" "dynamic" ]))
           ];
