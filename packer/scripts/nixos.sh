@@ -90,8 +90,9 @@ fi
 nixos-install --root "$target" --no-root-passwd
 # nixos-install builds in the target's store: what the system does not reference (build-time
 # inputs) is garbage the snapshot would carry to every server. Collected by the installed
-# system's own Nix, with its own roots (the system profile, root's channel).
-nixos-enter --root "$target" -c 'nix-collect-garbage -d'
+# system's own Nix, with its own roots (the system profile, root's channel). TMPDIR is the
+# rescue system's path, which does not exist inside the chroot.
+env -u TMPDIR nixos-enter --root "$target" -c 'nix-collect-garbage -d'
 swapoff "$installer/swapfile" 2>/dev/null || true
 umount /nix
 trap - EXIT
