@@ -62,7 +62,9 @@ tar -xJf "$installer/$tarball" -C "$installer"
 export USER=root HOME=/root
 # Single-user Nix as root: no build users in the rescue system.
 mkdir -p /etc/nix
-printf 'build-users-group =\nexperimental-features = nix-command\n' >/etc/nix/nix.conf
+# Builds in a directory on the target disk (build-dir), not in the rescue system's RAM disk.
+mkdir -p "$installer/build"
+printf 'build-users-group =\nexperimental-features = nix-command\nbuild-dir = %s\n' "$installer/build" >/etc/nix/nix.conf
 "$installer/nix-$nix_version-$arch-linux/install" --no-daemon --no-channel-add --no-modify-profile
 export PATH=/root/.nix-profile/bin:$PATH
 
@@ -77,10 +79,8 @@ nixos-generate-config --root "$target" --no-filesystems
 bash "$here/nixos-etc.sh" "$target/etc/nixos" "$hcloud" "$disk" "$channel"
 
 # 4. Install. A 4 GB build server (cx23, cax11) shares its RAM with the rescue system's RAM
-# disk, tight for evaluating and building a NixOS system: swap on the target disk, and the
-# builds' temporary files there too instead of in the RAM disk. Both go with the installer.
-mkdir -p "$installer/tmp"
-export TMPDIR=$installer/tmp
+# disk, tight for evaluating and building a NixOS system: swap on the target disk (and the
+# builds there too, build-dir above). Both go with the installer.
 if [ "$install_swap" -gt 0 ]; then
   fallocate -l "${install_swap}M" "$installer/swapfile"
   chmod 0600 "$installer/swapfile"
@@ -90,9 +90,8 @@ fi
 nixos-install --root "$target" --no-root-passwd
 # nixos-install builds in the target's store: what the system does not reference (build-time
 # inputs) is garbage the snapshot would carry to every server. Collected by the installed
-# system's own Nix, with its own roots (the system profile, root's channel). TMPDIR is the
-# rescue system's path, which does not exist inside the chroot.
-env -u TMPDIR nixos-enter --root "$target" -c 'nix-collect-garbage -d'
+# system's own Nix, with its own roots (the system profile, root's channel).
+nixos-enter --root "$target" -c 'nix-collect-garbage -d'
 swapoff "$installer/swapfile" 2>/dev/null || true
 umount /nix
 trap - EXIT
