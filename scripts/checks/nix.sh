@@ -207,7 +207,7 @@ else
   fail "module"; jq -r '.[]?' <<<"$out" 2>/dev/null || echo "$out"
 fi
 
-echo "-- NixOS module system"
+echo "-- NixOS module system (nix/tests/nixos)"
 # nixpkgs' lib at the pinned commit: from ../shared/vendor beside the checkout (CI, offline), else
 # downloaded from GitHub (NIXPKGS_LIB_URL: another place for the same tarball, e.g. a mirror);
 # either way its lib/ must have the pinned NAR hash.
@@ -239,69 +239,73 @@ nixpkgs_lib() { # prints the lib/ directory, or fails saying what is missing
   echo "$dir"
 }
 # The image's /etc/nixos per architecture, written by the build's own script, with the generated
-# hardware configuration beside it.
-image_trees() { # dist-kind: placeholder (offline) or staged (full nixpkgs)
-  local a up=$tmp/upload
+# hardware configuration beside it: $tmp/KIND/image-<arch>, printed as eval.nix's `images`.
+image_trees() { # KIND: placeholder (offline: the staged tree is not read) or staged (full nixpkgs)
+  local a kind=$1 up=$tmp/$1/upload
   mkdir -p "$up/agents"
   cp -r packer/nixos "$up/nixos"
   cp -r nix systemd "$up/agents/"
   cp -r packer/nixos/default-config "$up/user"
   for a in x86_64 aarch64; do
     rm -rf "$up/dist"
-    if [ "$1" = staged ]; then
+    if [ "$kind" = staged ]; then
       cargo run -q --locked -p hcloud-image -- dist --no-build --arch "$a" --out "$up/dist" >/dev/null ||
         { echo "hcloud-image dist --no-build --arch $a failed (build the agents for $a first)" >&2; return 1; }
     else
-      # The offline evaluation does not read the staged tree (packages are placeholders).
       mkdir -p "$up/dist/usr/share/hcloud-agents"
       echo '{}' >"$up/dist/usr/share/hcloud-agents/manifest.json"
     fi
-    bash packer/scripts/nixos-etc.sh "$tmp/image-$a" "$up" /dev/sda nixos-26.05 >/dev/null || return 1
-    cp "nix/tests/nixos/hardware/$a.nix" "$tmp/image-$a/hardware-configuration.nix"
+    bash packer/scripts/nixos-etc.sh "$tmp/$kind/image-$a" "$up" /dev/sda nixos-26.05 >/dev/null || return 1
+    cp "nix/tests/nixos/hardware/$a.nix" "$tmp/$kind/image-$a/hardware-configuration.nix"
   done
-  printf '{"x86_64":"%s","aarch64":"%s"}' "$tmp/image-x86_64" "$tmp/image-aarch64"
+  printf '{"x86_64":"%s","aarch64":"%s"}' "$tmp/$kind/image-x86_64" "$tmp/$kind/image-aarch64"
 }
-nixos_eval=(nix/tests/nixos/eval.nix --argstr root "$root")
+run_scenarios() { # MODE, then eval.nix's arguments after root
+  local mode=$1 s out scenarios
+  shift
+  local args=(nix/tests/nixos/eval.nix --argstr root "$root" "$@")
+  scenarios=$(eval_json "${args[@]}" -A names | jq -r '.[]')
+  [ "$(grep -c . <<<"$scenarios")" -ge 12 ] || fail "only $(grep -c . <<<"$scenarios") NixOS scenarios (expected at least 12)"
+  for s in $scenarios; do
+    if ! out=$(eval_json "${args[@]}" -A "scenarios.$s" 2>"$tmp/eval.err"); then
+      fail "NixOS $s ($mode) does not evaluate:"; grep -v '^trace: warning' "$tmp/eval.err" | head -n 12 | sed 's/^/    /'
+    elif [ "$(jq '.failed | length' <<<"$out")" = 0 ]; then
+      pass "NixOS $s ($mode: $(jq .count <<<"$out") checks, $(jq '.warnings | length' <<<"$out") warnings)"
+    else
+      fail "NixOS $s ($mode):"; jq -r '.failed[]' <<<"$out" | sed 's/^/    /'
+    fi
+  done
+}
+offline_args=()
+if ! lib_dir=$(nixpkgs_lib); then
+  fail "nixpkgs lib (pinned in $pin) unavailable: the module system checks cannot run"
+elif ! images=$(image_trees placeholder); then
+  fail "the image's /etc/nixos could not be written"
+else
+  echo "offline: lib.evalModules of nixpkgs lib $(pinned version) ($(pinned repository) $(pinned commit | cut -c1-12)) with typed stand-ins of the NixOS options"
+  offline_args=(--argstr libPath "$lib_dir" --argstr images "$images")
+  run_scenarios offline "${offline_args[@]}"
+fi
 if [ -n "${NIXPKGS:-}" ]; then
-  mode="full nixpkgs ($NIXPKGS): nixos/lib/eval-config.nix, config.system.build.toplevel.drvPath"
+  echo "full nixpkgs ($NIXPKGS): nixos/lib/eval-config.nix, config.system.build.toplevel.drvPath"
   nix_version=$(nix-instantiate --version | sed 's/.* //')
   if [ "$(printf '%s\n2.18\n' "$nix_version" | sort -V | head -n1)" != 2.18 ]; then
     fail "nixpkgs needs Nix >= 2.18 to evaluate, this nix-instantiate is $nix_version"
-    nixos_eval=()
-  elif images=$(image_trees staged); then
-    nixos_eval+=(--argstr nixpkgs "$NIXPKGS" --argstr images "$images")
+  elif ! full_images=$(image_trees staged); then
+    fail "the image's /etc/nixos could not be written for the full nixpkgs"
   else
-    fail "the image's /etc/nixos could not be written"; nixos_eval=()
+    run_scenarios nixpkgs --argstr nixpkgs "$NIXPKGS" --argstr images "$full_images"
   fi
-elif ! lib_dir=$(nixpkgs_lib); then
-  fail "nixpkgs lib (pinned in $pin) unavailable: the module system checks cannot run"; nixos_eval=()
-elif ! images=$(image_trees placeholder); then
-  fail "the image's /etc/nixos could not be written"; nixos_eval=()
 else
-  mode="offline: lib.evalModules of nixpkgs lib $(pinned version) ($(pinned repository) $(pinned commit | cut -c1-12)) with typed stand-ins of the NixOS options; a full nixpkgs (NIXPKGS=PATH) also evaluates the toplevel"
-  nixos_eval+=(--argstr libPath "$lib_dir" --argstr images "$images")
-fi
-if [ "${#nixos_eval[@]}" -gt 4 ]; then
-  echo "mode: $mode"
-  scenarios=$(eval_json "${nixos_eval[@]}" -A names | jq -r '.[]')
-  [ "$(grep -c . <<<"$scenarios")" -ge 12 ] || fail "only $(grep -c . <<<"$scenarios") NixOS scenarios (expected at least 12)"
-  for s in $scenarios; do
-    if ! out=$(eval_json "${nixos_eval[@]}" -A "scenarios.$s" 2>"$tmp/eval.err"); then
-      fail "NixOS $s does not evaluate:"; grep -v '^trace: warning' "$tmp/eval.err" | head -n 12 | sed 's/^/    /'
-    elif [ "$(jq '.failed | length' <<<"$out")" = 0 ]; then
-      pass "NixOS $s ($(jq .count <<<"$out") checks, $(jq '.warnings | length' <<<"$out") warnings)"
-    else
-      fail "NixOS $s:"; jq -r '.failed[]' <<<"$out" | sed 's/^/    /'
-    fi
-  done
+  echo "full nixpkgs: not given, so only the offline mode above was evaluated (NIXPKGS=PATH or -I nixpkgs=PATH adds nixos/lib/eval-config.nix down to the toplevel's drvPath)"
 fi
 
 echo "-- NixOS image build: system.stateVersion, garbage, memory"
 # system.stateVersion is concrete at install time: nixos-unstable gets its <nixpkgs>' release.
-release_nixpkgs=${NIXPKGS:-${lib_dir:+$(dirname "$lib_dir")}}
+release_nixpkgs=${lib_dir:+$(dirname "$lib_dir")}
 if [ -n "$release_nixpkgs" ]; then
   expected=$(nix-instantiate --eval --expr "(import $release_nixpkgs/lib).trivial.release" | tr -d '"') || expected=""
-  if NIX_PATH=nixpkgs=$release_nixpkgs bash packer/scripts/nixos-etc.sh "$tmp/etc-unstable" "$tmp/upload" /dev/sda nixos-unstable >/dev/null 2>"$tmp/etc.err" &&
+  if NIX_PATH=nixpkgs=$release_nixpkgs bash packer/scripts/nixos-etc.sh "$tmp/etc-unstable" "$tmp/placeholder/upload" /dev/sda nixos-unstable >/dev/null 2>"$tmp/etc.err" &&
     [ "$(jq -r .stateVersion "$tmp/etc-unstable/image-settings.json")" = "$expected" ] &&
     [[ "$expected" =~ ^[0-9][0-9][.][0-9][0-9]$ ]]; then
     pass "nixos-unstable: image-settings.json has stateVersion $expected, the channel's release"
@@ -311,7 +315,7 @@ if [ -n "$release_nixpkgs" ]; then
 else
   fail "no nixpkgs lib for the nixos-unstable stateVersion check"
 fi
-if NIX_PATH=nixpkgs=/nonexistent bash packer/scripts/nixos-etc.sh "$tmp/etc-none" "$tmp/upload" /dev/sda nixos-unstable >/dev/null 2>"$tmp/etc.err"; then
+if NIX_PATH=nixpkgs=/nonexistent bash packer/scripts/nixos-etc.sh "$tmp/etc-none" "$tmp/placeholder/upload" /dev/sda nixos-unstable >/dev/null 2>"$tmp/etc.err"; then
   fail "nixos-etc.sh wrote /etc/nixos for nixos-unstable without a <nixpkgs> to take the release from"
 elif grep -q 'nixos-unstable' "$tmp/etc.err"; then
   pass "nixos-unstable without <nixpkgs>: refused, naming the channel"
@@ -319,11 +323,11 @@ else
   fail "nixos-unstable without <nixpkgs>: unclear error: $(cat "$tmp/etc.err")"
 fi
 # The image never falls back to lib.trivial.release (which moves on nixos-unstable).
-if [ "${#nixos_eval[@]}" -gt 4 ]; then
-  cp -r "$tmp/image-x86_64" "$tmp/image-no-state"
-  jq '.stateVersion = ""' "$tmp/image-x86_64/image-settings.json" >"$tmp/image-no-state/image-settings.json"
-  no_state=(nix/tests/nixos/eval.nix --argstr root "$root" "${nixos_eval[@]:4}")
-  no_state[${#no_state[@]} - 1]=$(jq -c --arg d "$tmp/image-no-state" '.x86_64 = $d' <<<"$images")
+if [ "${#offline_args[@]}" -gt 0 ]; then
+  cp -r "$tmp/placeholder/image-x86_64" "$tmp/image-no-state"
+  jq '.stateVersion = ""' "$tmp/placeholder/image-x86_64/image-settings.json" >"$tmp/image-no-state/image-settings.json"
+  no_state=(nix/tests/nixos/eval.nix --argstr root "$root" --argstr libPath "$lib_dir"
+    --argstr images "$(jq -c --arg d "$tmp/image-no-state" '.x86_64 = $d' <<<"$images")")
   if got=$(eval_json "${no_state[@]}" -A configs.image-x86_64.system.stateVersion 2>"$tmp/eval.err"); then
     fail "an image without a stateVersion in image-settings.json evaluates to system.stateVersion $got"
   elif grep -q 'stateVersion' "$tmp/eval.err"; then
