@@ -285,6 +285,18 @@ else
   echo "offline: lib.evalModules of nixpkgs lib $(pinned version) ($(pinned repository) $(pinned commit | cut -c1-12)) with typed stand-ins of the NixOS options"
   offline_args=(--argstr libPath "$lib_dir" --argstr images "$images")
   run_scenarios offline "${offline_args[@]}"
+  # The stand-ins refuse what nixpkgs refuses (nix/tests/nixos/refused.nix).
+  refused_args=(nix/tests/nixos/eval.nix --argstr root "$root" "${offline_args[@]}")
+  for c in $(eval_json "${refused_args[@]}" -A refusedErrors | jq -r 'keys[]'); do
+    want=$(eval_json "${refused_args[@]}" -A "refusedErrors.$c" | jq -r .)
+    if eval_json "${refused_args[@]}" -A "refused.$c" >/dev/null 2>"$tmp/eval.err"; then
+      fail "stand-ins: $c evaluates, but nixpkgs refuses it"
+    elif grep -qF -- "$want" "$tmp/eval.err"; then
+      pass "stand-ins refuse $c"
+    else
+      fail "stand-ins: $c fails without naming '$want':"; head -n 8 "$tmp/eval.err" | sed 's/^/    /'
+    fi
+  done
 fi
 if [ -n "${NIXPKGS:-}" ]; then
   echo "full nixpkgs ($NIXPKGS): nixos/lib/eval-config.nix, config.system.build.toplevel.drvPath"

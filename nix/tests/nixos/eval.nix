@@ -9,6 +9,7 @@
 #     --argstr libPath DIR/lib --argstr images '{"x86_64":DIR,"aarch64":DIR}' -A names
 #   ... -A scenarios.NAME → { failed = [ check names ]; count; system; warnings; }
 #   ... -A configs.NAME.OPTION → one value of a scenario's configuration
+#   ... -A refused.NAME → must fail with an error matching -A refusedErrors.NAME
 {
   root,
   images,
@@ -22,6 +23,7 @@ let
     root = rootPath;
     images = imageDirs;
   };
+  refusedCases = import ./refused.nix { root = rootPath; };
 
   offline =
     let
@@ -118,4 +120,7 @@ in
   scenarios = builtins.mapAttrs (_: run) scenarios;
   # Each scenario's whole configuration, for looking at one value (-A configs.NAME.system.stateVersion).
   configs = builtins.mapAttrs (_: s: (evaluate s).config) scenarios;
+  # ./refused.nix: each case's configuration, forced (must fail), and the error it must give.
+  refused = builtins.mapAttrs (_: c: (evaluate c).system) refusedCases;
+  refusedErrors = builtins.mapAttrs (_: c: c.error) refusedCases;
 }
