@@ -225,6 +225,12 @@ let
       builtins.replaceStrings [ "/usr/bin/" ] [ "${cfg.package}/bin/" ] line
       + (if runsNetwork line && !refreshOnly line then " --private-dhcp" else "");
 
+  # A network's sections (matchConfig, networkConfig, ...) key by key, lists (address, routes,
+  # dns, ntp) whole.
+  defaultPerKey = builtins.mapAttrs (
+    _: v: if builtins.isAttrs v then builtins.mapAttrs (_: mkDefault) v else mkDefault v
+  );
+
   firstBoot = cfg.firstBootRebuild;
   rebuildCommand = lib.concatStringsSep " " (
     [ "nixos-rebuild switch" ]
@@ -375,7 +381,12 @@ in
 
       # networkd with the agent's files in /run/systemd/network and the image's fallback.
       networking.useNetworkd = mkDefault true;
-      networking.useDHCP = mkDefault false;
+      # Above mkDefault (1000), below a plain definition (100): nixos-generate-config writes
+      # `networking.useDHCP = lib.mkDefault true;` into hardware-configuration.nix, and two
+      # defaults that differ are an evaluation error; true would also let NixOS'
+      # 99-ethernet-default-dhcp take every NIC, private ones included. The user's own
+      # networking.useDHCP = true still wins (mkForce would not let it).
+      networking.useDHCP = lib.mkOverride 900 false;
       systemd.network.enable = mkDefault true;
       services.resolved.enable = mkDefault true;
       networking.nameservers = mkDefault (hcloudLib.hetzner.nameservers4 ++ hcloudLib.hetzner.nameservers6);
@@ -395,6 +406,12 @@ in
 
     { systemd = enableUnits; }
 
+    # Hetzner's "reset root password" runs chpasswd through the guest agent, which NixOS starts
+    # without it on its PATH (nixpkgs #370546).
+    (mkIf config.services.qemuGuest.enable {
+      systemd.services.qemu-guest-agent.path = [ pkgs.shadow ];
+    })
+
     (mkIf (cfg.network.enable && cfg.network.privateDhcp) {
       systemd.services = lib.listToAttrs (
         map (
@@ -406,7 +423,10 @@ in
     (mkIf cfg.staticConfig.enable {
       networking.domain = mkIf (settings.domain != null) (mkDefault settings.domain);
       users.users.root.openssh.authorizedKeys.keys = settings.sshKeys;
-      systemd.network.networks = builtins.mapAttrs (_: mkDefault) settings.networks;
+      # Each key its own default: a user's definition of one key (networkConfig.DHCP, address)
+      # replaces that key only; a default on the whole network would be replaced by any user
+      # definition of it, leaving e.g. an empty [Match] that matches every link.
+      systemd.network.networks = builtins.mapAttrs (_: defaultPerKey) settings.networks;
       warnings = map (p: "hcloud (metadata at evaluation time): ${p}") settings.problems;
     })
 

@@ -175,6 +175,16 @@ variable "swap-size-mib" {
   }
 }
 
+variable "install-swap-mib" {
+  type        = number
+  default     = 2048
+  description = "Swap (MiB) on the target disk while nixos-install runs, for 4 GB build servers (cx23, cax11); removed before the snapshot. 0 for none (a bigger upgrade-server-type instead)."
+  validation {
+    condition     = var.install-swap-mib >= 0 && var.install-swap-mib == floor(var.install-swap-mib)
+    error_message = "The install swap size is a whole number of MiB, 0 or more."
+  }
+}
+
 variable "snapshot-prefix" {
   type        = string
   default     = "nixos"
@@ -273,6 +283,7 @@ build {
       "TIMEZONE=${var.timezone}",
       "EXTRA_PACKAGES=${join(" ", var.extra-packages)}",
       "SWAP_SIZE_MIB=${var.swap-size-mib}",
+      "INSTALL_SWAP_MIB=${var.install-swap-mib}",
     ]
     inline = ["bash /root/hcloud/scripts/nixos.sh /mnt ${var.disk}"]
   }

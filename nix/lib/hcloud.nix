@@ -286,7 +286,9 @@ let
             LinkLocalAddressing = if has6 then "yes" else "ipv4";
             IPv6AcceptRA = false;
           }
-          // (if has4 then { KeepConfiguration = "dhcp"; } else { });
+          # systemd 257's name for "dhcp", the only one current nixpkgs accepts (the agent's
+          # files may keep the old name, which systemd still reads the same).
+          // (if has4 then { KeepConfiguration = "dynamic"; } else { });
         address = if has6 then [ net.ipv6_subnet ] else [ ];
         routes =
           (

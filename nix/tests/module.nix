@@ -32,6 +32,7 @@ let
     };
     coreutils = "/nix/store/stub-coreutils";
     jq = "/nix/store/stub-jq";
+    shadow = "/nix/store/stub-shadow";
   };
   # What the module reads from other NixOS modules.
   nixos = {
@@ -41,6 +42,7 @@ let
     };
     environment.sessionVariables.NIX_PATH = "nixpkgs=/nix/var/nix/profiles/per-user/root/channels/nixos";
     system.build.nixos-rebuild = "/nix/store/stub-nixos-rebuild";
+    services.qemuGuest.enable = false;
   };
 
   # Deep update, lists and option values replaced.
@@ -88,11 +90,15 @@ let
     };
 
   check = name: ok: { inherit name ok; };
-  mkDefaultOf = value: {
+  mkOverrideOf = priority: content: {
     _type = "override";
-    priority = 1000;
-    content = value;
+    inherit priority content;
   };
+  mkDefaultOf = mkOverrideOf 1000;
+  # A network as the module defines it: every key of a section, and every list, a default.
+  perKeyDefaults = builtins.mapAttrs (
+    _: v: if builtins.isAttrs v then builtins.mapAttrs (_: mkDefaultOf) v else mkDefaultOf v
+  );
 
   agents = [
     "hcloud-dl-metadata"
@@ -148,6 +154,7 @@ let
 
   newer = withFile "${root}/nix/tests/cases/newer-document/document.json" { };
   withVolumes = withFile (docPath "dual-stack") { services.hcloud.volumes.enable = true; };
+  guestAgent = withFile (docPath "dual-stack") { services.qemuGuest.enable = true; };
   ruleFiles = filter (f: match ".+[.]rules" f != null) unitFiles;
   # The rule files the module's udev package copies from the agents' package.
   rulesCopied =
@@ -235,9 +242,9 @@ let
     (check "every agent's unit file exists in systemd/" (
       builtins.all (u: elem "${u}.service" unitFiles) agents
     ))
-    (check "networkd, resolved, no scripted DHCP, all as defaults" (
+    (check "networkd, resolved, no scripted DHCP; all defaults, useDHCP above the generated mkDefault true" (
       plain.out.networking.useNetworkd == mkDefaultOf true
-      && plain.out.networking.useDHCP == mkDefaultOf false
+      && plain.out.networking.useDHCP == mkOverrideOf 900 false
       && plain.out.systemd.network.enable == mkDefaultOf true
       && plain.out.services.resolved.enable == mkDefaultOf true
     ))
@@ -276,14 +283,18 @@ let
       && noHostname.out.systemd.services ? hcloud-network
     ))
     (check "services.hcloud.enable = false configures nothing" (off.out == { }))
+    (check "the guest agent gets chpasswd (shadow) only when it runs" (
+      guestAgent.out.systemd.services.qemu-guest-agent.path == [ pkgs.shadow ]
+      && !(plain.out.systemd.services ? qemu-guest-agent)
+    ))
     (check "staticConfig: hostname from the metadata, as a default" (
       static.out.networking.hostName == mkDefaultOf "app-7"
     ))
     (check "staticConfig: root's keys from the metadata" (
       static.out.users.users.root.openssh.authorizedKeys.keys == (docOf "dual-stack").ssh_keys
     ))
-    (check "staticConfig: the networks hcloud-network writes, each a default" (
-      static.out.systemd.network.networks == builtins.mapAttrs (_: mkDefaultOf) staticSettings.networks
+    (check "staticConfig: the networks hcloud-network writes, each key a default" (
+      static.out.systemd.network.networks == builtins.mapAttrs (_: perKeyDefaults) staticSettings.networks
       && attrNames static.out.systemd.network.networks == [
         "10-hcloud-private-8600005e6f70"
         "10-hcloud-public"
@@ -302,7 +313,7 @@ let
           "ntp"
         ];
         used = concatLists (
-          map (n: attrNames n.content) (
+          map attrNames (
             builtins.attrValues (static.out.systemd.network.networks // privateDhcp.out.systemd.network.networks)
           )
         );
@@ -348,7 +359,7 @@ let
       ) units
     ))
     (check "privateDhcp: static networks use DHCP on private NICs" (
-      privateDhcp.out.systemd.network.networks."10-hcloud-private-860000000003".content.networkConfig.DHCP == "ipv4"
+      privateDhcp.out.systemd.network.networks."10-hcloud-private-860000000003".networkConfig.DHCP == mkDefaultOf "ipv4"
     ))
     (check "first boot: a oneshot after the metadata download" (
       let

@@ -157,7 +157,12 @@ let
       ntp = valuesOf "Network" "NTP" s;
       # networkd's default is IPv6 link-local only.
       linkLocal = lower (lastValue "Network" "LinkLocalAddressing" "ipv6" s);
-      keepConfiguration = lower (lastValue "Network" "KeepConfiguration" "no" s);
+      # systemd 257 renamed dhcp and dhcp-on-stop (still read, same meaning).
+      keepConfiguration =
+        let
+          v = lower (lastValue "Network" "KeepConfiguration" "no" s);
+        in
+        { dhcp = "dynamic"; dhcp-on-stop = "dynamic-on-stop"; }.${v} or v;
       # Anything else, so that no setting goes unnoticed.
       other = sort (a: b: a < b) (
         concatLists (

@@ -4,7 +4,8 @@
 #     GRUB for BIOS and UEFI on x86_64, UEFI only on aarch64 (CAX), growing root at boot
 #   - the hcloud agents module (nix/module.nix) with the agents from the staged tree that the
 #     other images install (hcloud-agents/agents-from-dist.nix)
-#   - the build's variables (image-settings.json): locale, keymap, time zone, packages, swap
+#   - the build's variables (image-settings.json): locale, keymap, time zone, packages, swap,
+#     the system.stateVersion of the release installed
 {
   lib,
   pkgs,
@@ -62,5 +63,12 @@ in
   services.qemuGuest.enable = lib.mkDefault true;
   services.openssh.settings.PermitRootLogin = lib.mkDefault "prohibit-password";
 
-  system.stateVersion = lib.mkDefault (if settings.stateVersion != "" then settings.stateVersion else lib.trivial.release);
+  # The release installed, written by the build (packer/scripts/nixos-etc.sh), never
+  # lib.trivial.release: on nixos-unstable that moves with every rebuild after a branch-off.
+  system.stateVersion = lib.mkDefault (
+    if builtins.match "[0-9][0-9][.][0-9][0-9]" settings.stateVersion != null then
+      settings.stateVersion
+    else
+      throw "image-settings.json: stateVersion \"${settings.stateVersion}\" is not a NixOS release (YY.MM); the image build writes it"
+  );
 }

@@ -7,11 +7,14 @@
 #      image declares them by label)
 #   3. /etc/nixos: configuration.nix importing hcloud-image.nix (image settings, the agents
 #      module from nix/ with the agents from the staged tree) and the user's directory
-#   4. nixos-install, then the installer's store is removed again
+#   4. nixos-install, with swap and temporary files on the target disk (4 GB build servers:
+#      the rescue system's root is a RAM disk), then garbage collection in the installed system
+#      (the build-time inputs nixos-install left in its store), and the installer is removed
 #
 # Usage: nixos.sh TARGET DISK
 # Environment: NIX_VERSION, NIX_SHA256 (of nix-<version>-<arch>-linux.tar.xz), NIXOS_CHANNEL,
-#   ARCH, LOCALE, KEYMAP, TIMEZONE, EXTRA_PACKAGES, SWAP_SIZE_MIB
+#   ARCH, LOCALE, KEYMAP, TIMEZONE, EXTRA_PACKAGES, SWAP_SIZE_MIB, INSTALL_SWAP_MIB (swap while
+#   installing, default 2048, 0 for none)
 set -euo pipefail
 
 die() { echo "nixos.sh: $*" >&2; exit 1; }
@@ -24,15 +27,12 @@ nix_version=${NIX_VERSION:?NIX_VERSION is not set}
 nix_sha256=${NIX_SHA256:?NIX_SHA256 is not set}
 channel=${NIXOS_CHANNEL:?NIXOS_CHANNEL is not set}
 arch=${ARCH:-$(uname -m)}
-swap=${SWAP_SIZE_MIB:-0}
+install_swap=${INSTALL_SWAP_MIB:-2048}
+case "$install_swap" in '' | *[!0-9]*) die "INSTALL_SWAP_MIB must be a number, got '$install_swap'" ;; esac
 
 mountpoint -q "$target" || die "$target is not mounted (run disk.sh first)"
 [ "$arch" = "$(uname -m)" ] || die "ARCH=$arch but the build server is $(uname -m)"
-for d in nixos dist agents/nix agents/systemd user; do
-  [ -d "$hcloud/$d" ] || die "$hcloud/$d was not uploaded"
-done
-[ -f "$hcloud/user/configuration.nix" ] || die "the NixOS configuration directory has no configuration.nix"
-case "$swap" in '' | *[!0-9]*) die "SWAP_SIZE_MIB must be a number, got '$swap'" ;; esac
+bash "$here/nixos-etc.sh" --check "$hcloud"
 
 missing=()
 command -v curl >/dev/null || missing+=(curl)
@@ -47,6 +47,7 @@ installer=$target/installer
 mkdir -p "$installer/nix" /nix
 mount --bind "$installer/nix" /nix
 cleanup() {
+  swapoff "$installer/swapfile" 2>/dev/null || true
   umount /nix 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -61,7 +62,9 @@ tar -xJf "$installer/$tarball" -C "$installer"
 export USER=root HOME=/root
 # Single-user Nix as root: no build users in the rescue system.
 mkdir -p /etc/nix
-printf 'build-users-group =\nexperimental-features = nix-command\n' >/etc/nix/nix.conf
+# Builds in a directory on the target disk (build-dir), not in the rescue system's RAM disk.
+mkdir -p "$installer/build"
+printf 'build-users-group =\nexperimental-features = nix-command\nbuild-dir = %s\n' "$installer/build" >/etc/nix/nix.conf
 "$installer/nix-$nix_version-$arch-linux/install" --no-daemon --no-channel-add --no-modify-profile
 export PATH=/root/.nix-profile/bin:$PATH
 
@@ -72,52 +75,24 @@ export NIX_PATH=nixpkgs=/root/.nix-defexpr/channels/nixos:nixos-config=$target/e
 nix-env -f '<nixpkgs>' -iA nixos-install-tools
 nixos-generate-config --root "$target" --no-filesystems
 
-# 3. /etc/nixos.
-etc=$target/etc/nixos
-mkdir -p "$etc/hcloud-agents" "$etc/user"
-cp "$hcloud/nixos/hcloud-image.nix" "$etc/"
-cp "$hcloud/nixos/agents-from-dist.nix" "$etc/hcloud-agents/"
-cp -a "$hcloud/agents/nix" "$hcloud/agents/systemd" "$hcloud/dist" "$etc/hcloud-agents/"
-cp -a "$hcloud/user/." "$etc/user/"
-state=${channel#nixos-}
-case "$state" in [0-9][0-9].[0-9][0-9]) ;; *) state="" ;; esac
-json_list() {
-  local first=1 w
-  printf '['
-  for w in "$@"; do
-    [ "$first" -eq 1 ] || printf ', '
-    printf '"%s"' "$w"
-    first=0
-  done
-  printf ']'
-}
-read -r -a extra <<<"${EXTRA_PACKAGES:-}"
-cat >"$etc/image-settings.json" <<JSON
-{
-  "disk": "$disk",
-  "locale": "${LOCALE:-C.UTF-8}",
-  "keymap": "${KEYMAP:-us}",
-  "timezone": "${TIMEZONE:-UTC}",
-  "swapSizeMiB": $swap,
-  "extraPackages": $(json_list "${extra[@]}"),
-  "stateVersion": "$state"
-}
-JSON
-cat >"$etc/configuration.nix" <<'NIX'
-# Written by the image build. Your own settings belong in ./user/configuration.nix (the
-# directory given to the build as nix-config-path); ./hcloud-image.nix holds the image's.
-{ ... }:
-{
-  imports = [
-    ./hardware-configuration.nix
-    ./hcloud-image.nix
-    ./user/configuration.nix
-  ];
-}
-NIX
+# 3. /etc/nixos (with a concrete system.stateVersion, also for nixos-unstable).
+bash "$here/nixos-etc.sh" "$target/etc/nixos" "$hcloud" "$disk" "$channel"
 
-# 4. Install; the installer's store goes away again.
+# 4. Install. A 4 GB build server (cx23, cax11) shares its RAM with the rescue system's RAM
+# disk, tight for evaluating and building a NixOS system: swap on the target disk (and the
+# builds there too, build-dir above). Both go with the installer.
+if [ "$install_swap" -gt 0 ]; then
+  fallocate -l "${install_swap}M" "$installer/swapfile"
+  chmod 0600 "$installer/swapfile"
+  mkswap -q "$installer/swapfile"
+  swapon "$installer/swapfile"
+fi
 nixos-install --root "$target" --no-root-passwd
+# nixos-install builds in the target's store: what the system does not reference (build-time
+# inputs) is garbage the snapshot would carry to every server. Collected by the installed
+# system's own Nix, with its own roots (the system profile, root's channel).
+nixos-enter --root "$target" -c 'nix-collect-garbage -d'
+swapoff "$installer/swapfile" 2>/dev/null || true
 umount /nix
 trap - EXIT
 rm -rf "${installer:?}"

@@ -7,12 +7,37 @@
 #  4. NixOS' networks configure the same as hcloud-network's golden files for the same document;
 #  5. the module evaluates against a stub lib (option defaults mirror the document; empty
 #     defaults without one or under pure evaluation; the agents, overrides and options wire up);
-#  6. the package derivation builds the crates and installs the units that exist.
+#  6. the module, the NixOS image's configuration and the example evaluate under nixpkgs' real
+#     module system (nix/tests/nixos: the scenarios of scenarios.nix), offline with the pinned
+#     nixpkgs lib (nix/tests/nixpkgs-lib.json) and typed stand-ins of the NixOS options, or with
+#     a full nixpkgs through nixos/lib/eval-config.nix down to the toplevel's drvPath;
+#  7. the package derivation builds the crates and installs the units that exist.
+#
+# Usage: scripts/checks/nix.sh [-I nixpkgs=PATH]   (or NIXPKGS=PATH: a full nixpkgs checkout;
+#   needs a Nix that nixpkgs accepts, >= 2.18). Without one the NixOS scenarios are evaluated
+#   offline only, and the check says so.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 
-for tool in nix-instantiate jq; do
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    -I) [ "$#" -ge 2 ] || { echo "nix.sh: -I needs nixpkgs=PATH" >&2; exit 2; }; NIXPKGS=$2; shift 2 ;;
+    -I*) NIXPKGS=${1#-I}; shift ;;
+    *) echo "nix.sh: unknown argument '$1' (usage: $0 [-I nixpkgs=PATH])" >&2; exit 2 ;;
+  esac
+  case "$NIXPKGS" in
+    nixpkgs=*) NIXPKGS=${NIXPKGS#nixpkgs=} ;;
+    *) echo "nix.sh: -I takes nixpkgs=PATH" >&2; exit 2 ;;
+  esac
+done
+if [ -n "${NIXPKGS:-}" ]; then
+  [ -f "$NIXPKGS/nixos/lib/eval-config.nix" ] ||
+    { echo "nix.sh: NIXPKGS=$NIXPKGS is not a nixpkgs checkout (no nixos/lib/eval-config.nix)" >&2; exit 2; }
+  NIXPKGS=$(cd "$NIXPKGS" && pwd)
+fi
+
+for tool in nix-instantiate jq zstd; do
   command -v "$tool" >/dev/null || { echo "nix.sh: $tool is missing: run scripts/install-deps" >&2; exit 1; }
 done
 
@@ -181,6 +206,171 @@ if out=$(eval_json nix/tests/module.nix --argstr root "$root" -A failed 2>&1) &&
 else
   fail "module"; jq -r '.[]?' <<<"$out" 2>/dev/null || echo "$out"
 fi
+
+echo "-- NixOS module system (nix/tests/nixos)"
+# nixpkgs' lib at the pinned commit: from ../shared/vendor beside the checkout (CI, offline), else
+# downloaded from GitHub (NIXPKGS_LIB_URL: another place for the same tarball, e.g. a mirror);
+# either way its lib/ must have the pinned NAR hash.
+pin=nix/tests/nixpkgs-lib.json
+pinned() { jq -er ".$1" "$pin"; }
+nixpkgs_lib() { # prints the lib/ directory, or fails saying what is missing
+  local vendored url got dir
+  vendored=$(cd "$root/.." && pwd)/shared/vendor/$(pinned vendored)
+  url=${NIXPKGS_LIB_URL:-$(pinned url)}
+  mkdir -p "$tmp/nixpkgs-lib"
+  if [ -f "$vendored" ]; then
+    tar --zstd -xf "$vendored" -C "$tmp/nixpkgs-lib" || { echo "cannot unpack $vendored" >&2; return 1; }
+  elif command -v curl >/dev/null; then
+    curl -fsSL --retry 3 -o "$tmp/nixpkgs-lib.tar.gz" "$url" ||
+      { echo "$vendored does not exist and downloading $url failed" >&2; return 1; }
+    tar -xzf "$tmp/nixpkgs-lib.tar.gz" -C "$tmp/nixpkgs-lib" || { echo "cannot unpack $url" >&2; return 1; }
+  else
+    echo "nixpkgs' lib is needed: put $(pinned vendored) in $root/../shared/vendor, or install curl to download $url" >&2
+    return 1
+  fi
+  dir=$(find "$tmp/nixpkgs-lib" -mindepth 2 -maxdepth 2 -name lib -type d | head -n1)
+  if [ -z "$dir" ] || [ ! -f "$dir/default.nix" ]; then
+    echo "no lib/default.nix in the nixpkgs lib tarball" >&2
+    return 1
+  fi
+  got=$(nix hash path "$dir")
+  [ "$got" = "$(pinned libNarHash)" ] ||
+    { echo "nixpkgs lib at $dir has hash $got, $pin pins $(pinned libNarHash)" >&2; return 1; }
+  echo "$dir"
+}
+# The image's /etc/nixos per architecture, written by the build's own script, with the generated
+# hardware configuration beside it: $tmp/KIND/image-<arch>, printed as eval.nix's `images`.
+image_trees() { # KIND: placeholder (offline: the staged tree is not read) or staged (full nixpkgs)
+  local a kind=$1 up=$tmp/$1/upload
+  mkdir -p "$up/agents"
+  cp -r packer/nixos "$up/nixos"
+  cp -r nix systemd "$up/agents/"
+  cp -r packer/nixos/default-config "$up/user"
+  for a in x86_64 aarch64; do
+    rm -rf "$up/dist"
+    if [ "$kind" = staged ]; then
+      cargo run -q --locked -p hcloud-image -- dist --no-build --arch "$a" --out "$up/dist" >/dev/null ||
+        { echo "hcloud-image dist --no-build --arch $a failed (build the agents for $a first)" >&2; return 1; }
+    else
+      mkdir -p "$up/dist/usr/share/hcloud-agents"
+      echo '{}' >"$up/dist/usr/share/hcloud-agents/manifest.json"
+    fi
+    bash packer/scripts/nixos-etc.sh "$tmp/$kind/image-$a" "$up" /dev/sda nixos-26.05 >/dev/null || return 1
+    cp "nix/tests/nixos/hardware/$a.nix" "$tmp/$kind/image-$a/hardware-configuration.nix"
+  done
+  printf '{"x86_64":"%s","aarch64":"%s"}' "$tmp/$kind/image-x86_64" "$tmp/$kind/image-aarch64"
+}
+run_scenarios() { # MODE, then eval.nix's arguments after root
+  local mode=$1 s out scenarios
+  shift
+  local args=(nix/tests/nixos/eval.nix --argstr root "$root" "$@")
+  scenarios=$(eval_json "${args[@]}" -A names | jq -r '.[]')
+  [ "$(grep -c . <<<"$scenarios")" -ge 12 ] || fail "only $(grep -c . <<<"$scenarios") NixOS scenarios (expected at least 12)"
+  for s in $scenarios; do
+    if ! out=$(eval_json "${args[@]}" -A "scenarios.$s" 2>"$tmp/eval.err"); then
+      fail "NixOS $s ($mode) does not evaluate:"; grep -v '^trace: warning' "$tmp/eval.err" | head -n 12 | sed 's/^/    /'
+    elif [ "$(jq '.failed | length' <<<"$out")" = 0 ]; then
+      pass "NixOS $s ($mode: $(jq .count <<<"$out") checks, $(jq '.warnings | length' <<<"$out") warnings)"
+    else
+      fail "NixOS $s ($mode):"; jq -r '.failed[]' <<<"$out" | sed 's/^/    /'
+    fi
+  done
+}
+offline_args=()
+if ! lib_dir=$(nixpkgs_lib); then
+  fail "nixpkgs lib (pinned in $pin) unavailable: the module system checks cannot run"
+elif ! images=$(image_trees placeholder); then
+  fail "the image's /etc/nixos could not be written"
+else
+  echo "offline: lib.evalModules of nixpkgs lib $(pinned version) ($(pinned repository) $(pinned commit | cut -c1-12)) with typed stand-ins of the NixOS options"
+  offline_args=(--argstr libPath "$lib_dir" --argstr images "$images")
+  run_scenarios offline "${offline_args[@]}"
+  # The stand-ins refuse what nixpkgs refuses (nix/tests/nixos/refused.nix).
+  refused_args=(nix/tests/nixos/eval.nix --argstr root "$root" "${offline_args[@]}")
+  for c in $(eval_json "${refused_args[@]}" -A refusedErrors | jq -r 'keys[]'); do
+    want=$(eval_json "${refused_args[@]}" -A "refusedErrors.$c" | jq -r .)
+    if eval_json "${refused_args[@]}" -A "refused.$c" >/dev/null 2>"$tmp/eval.err"; then
+      fail "stand-ins: $c evaluates, but nixpkgs refuses it"
+    elif grep -qF -- "$want" "$tmp/eval.err"; then
+      pass "stand-ins refuse $c"
+    else
+      fail "stand-ins: $c fails without naming '$want':"; head -n 8 "$tmp/eval.err" | sed 's/^/    /'
+    fi
+  done
+fi
+if [ -n "${NIXPKGS:-}" ]; then
+  echo "full nixpkgs ($NIXPKGS): nixos/lib/eval-config.nix, config.system.build.toplevel.drvPath"
+  nix_version=$(nix-instantiate --version | sed 's/.* //')
+  if [ "$(printf '%s\n2.18\n' "$nix_version" | sort -V | head -n1)" != 2.18 ]; then
+    fail "nixpkgs needs Nix >= 2.18 to evaluate, this nix-instantiate is $nix_version"
+  elif ! full_images=$(image_trees staged); then
+    fail "the image's /etc/nixos could not be written for the full nixpkgs"
+  else
+    run_scenarios nixpkgs --argstr nixpkgs "$NIXPKGS" --argstr images "$full_images"
+  fi
+else
+  echo "full nixpkgs: not given, so only the offline mode above was evaluated (NIXPKGS=PATH or -I nixpkgs=PATH adds nixos/lib/eval-config.nix down to the toplevel's drvPath)"
+fi
+
+echo "-- NixOS image build: system.stateVersion, garbage, memory"
+# system.stateVersion is concrete at install time: nixos-unstable gets its <nixpkgs>' release.
+release_nixpkgs=${lib_dir:+$(dirname "$lib_dir")}
+if [ -n "$release_nixpkgs" ]; then
+  expected=$(nix-instantiate --eval --expr "(import $release_nixpkgs/lib).trivial.release" | tr -d '"') || expected=""
+  if NIX_PATH=nixpkgs=$release_nixpkgs bash packer/scripts/nixos-etc.sh "$tmp/etc-unstable" "$tmp/placeholder/upload" /dev/sda nixos-unstable >/dev/null 2>"$tmp/etc.err" &&
+    [ "$(jq -r .stateVersion "$tmp/etc-unstable/image-settings.json")" = "$expected" ] &&
+    [[ "$expected" =~ ^[0-9][0-9][.][0-9][0-9]$ ]]; then
+    pass "nixos-unstable: image-settings.json has stateVersion $expected, the channel's release"
+  else
+    fail "nixos-unstable: stateVersion '$(jq -r .stateVersion "$tmp/etc-unstable/image-settings.json" 2>/dev/null)', expected '$expected'"; cat "$tmp/etc.err"
+  fi
+else
+  fail "no nixpkgs lib for the nixos-unstable stateVersion check"
+fi
+if NIX_PATH=nixpkgs=/nonexistent bash packer/scripts/nixos-etc.sh "$tmp/etc-none" "$tmp/placeholder/upload" /dev/sda nixos-unstable >/dev/null 2>"$tmp/etc.err"; then
+  fail "nixos-etc.sh wrote /etc/nixos for nixos-unstable without a <nixpkgs> to take the release from"
+elif grep -q 'nixos-unstable' "$tmp/etc.err"; then
+  pass "nixos-unstable without <nixpkgs>: refused, naming the channel"
+else
+  fail "nixos-unstable without <nixpkgs>: unclear error: $(cat "$tmp/etc.err")"
+fi
+# The image never falls back to lib.trivial.release (which moves on nixos-unstable).
+if [ "${#offline_args[@]}" -gt 0 ]; then
+  cp -r "$tmp/placeholder/image-x86_64" "$tmp/image-no-state"
+  jq '.stateVersion = ""' "$tmp/placeholder/image-x86_64/image-settings.json" >"$tmp/image-no-state/image-settings.json"
+  no_state=(nix/tests/nixos/eval.nix --argstr root "$root" --argstr libPath "$lib_dir"
+    --argstr images "$(jq -c --arg d "$tmp/image-no-state" '.x86_64 = $d' <<<"$images")")
+  if got=$(eval_json "${no_state[@]}" -A configs.image-x86_64.system.stateVersion 2>"$tmp/eval.err"); then
+    fail "an image without a stateVersion in image-settings.json evaluates to system.stateVersion $got"
+  elif grep -q 'stateVersion' "$tmp/eval.err"; then
+    pass "an image without a stateVersion does not evaluate, and the error names it"
+  else
+    fail "an image without a stateVersion: unclear error"; head -5 "$tmp/eval.err"
+  fi
+fi
+# packer/scripts/nixos.sh cannot run here (rescue system, network); the order of its steps is
+# checked: swap before nixos-install, garbage collected in the installed system after it and
+# before the installer (and its swap) is removed, and the template passes the swap size.
+# The patterns are nixos.sh's and the template's own text, not expanded here.
+# shellcheck disable=SC2016
+{
+  line_of() { grep -n -m1 -F -- "$1" packer/scripts/nixos.sh | cut -d: -f1 || true; }
+  swapon_l=$(line_of 'swapon "$installer/swapfile"')
+  install_l=$(line_of 'nixos-install --root "$target"')
+  gc_l=$(line_of "nixos-enter --root \"\$target\" -c 'nix-collect-garbage -d'")
+  rm_l=$(line_of 'rm -rf "${installer:?}"')
+  if [ -n "$swapon_l" ] && [ -n "$install_l" ] && [ -n "$gc_l" ] && [ -n "$rm_l" ] &&
+    [ "$swapon_l" -lt "$install_l" ] && [ "$install_l" -lt "$gc_l" ] && [ "$gc_l" -lt "$rm_l" ]; then
+    pass "nixos.sh: swap on for nixos-install, garbage collected before the snapshot"
+  else
+    fail "nixos.sh: expected swapon < nixos-install < nix-collect-garbage < removing the installer (lines: ${swapon_l:-none} ${install_l:-none} ${gc_l:-none} ${rm_l:-none})"
+  fi
+  if grep -q '"INSTALL_SWAP_MIB=${var.install-swap-mib}"' packer/nixos.pkr.hcl; then
+    pass "packer/nixos.pkr.hcl passes install-swap-mib to nixos.sh"
+  else
+    fail "packer/nixos.pkr.hcl does not pass install-swap-mib to nixos.sh"
+  fi
+}
 
 echo "-- unit file reader"
 if out=$(eval_json nix/tests/ini.nix -A failed 2>&1) && [ "$(jq -r 'length' <<<"$out")" = 0 ]; then
