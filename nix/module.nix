@@ -290,6 +290,16 @@ in
         the metadata (alias IPs stay static): hcloud-network --private-dhcp.
       '';
     };
+    systemdImdsHandOver = mkOption {
+      type = types.bool;
+      default = true;
+      description = ''
+        Boot with systemd.imds.import=0 systemd.imds.network=off, so that systemd's own IMDS
+        client (systemd 261+, when installed) imports no credential (a key it imports would land
+        outside the agents' managed block and outlive its removal in Hetzner) and brings up no
+        network of its own; its Varlink API (systemd-imds) stays. Harmless where it is absent.
+      '';
+    };
     staticConfig.enable = mkEnableOption ''
       baking the metadata read at evaluation time into the configuration: networking.hostName
       and networking.domain, root's keys in users.users.root.openssh.authorizedKeys.keys, and
@@ -410,6 +420,22 @@ in
     # without it on its PATH (nixpkgs #370546).
     (mkIf config.services.qemuGuest.enable {
       systemd.services.qemu-guest-agent.path = [ pkgs.shadow ];
+    })
+
+    (mkIf cfg.systemdImdsHandOver {
+      boot.kernelParams = [
+        "systemd.imds.import=0"
+        "systemd.imds.network=off"
+      ];
+    })
+
+    # NixOS writes /etc/hosts itself (a link into the store) and resolves the local hostname
+    # through nss-myhostname: hcloud-hostname leaves the file alone.
+    (mkIf cfg.hostname.enable {
+      systemd.services.hcloud-hostname.serviceConfig.ExecStart = [
+        ""
+        "${cfg.package}/bin/hcloud-hostname --no-etc-hosts"
+      ];
     })
 
     (mkIf (cfg.network.enable && cfg.network.privateDhcp) {

@@ -73,6 +73,16 @@ let
       (check "the image's fallback network is installed" (
         config.environment.etc ? "systemd/network/99-hcloud-fallback.network"
       ))
+      (check "systemd-imds hands its jobs to the agents (no credential import, no early network)" (
+        all (a: elem a config.boot.kernelParams) [
+          "systemd.imds.import=0"
+          "systemd.imds.network=off"
+        ]
+      ))
+      (check "hcloud-hostname leaves NixOS' /etc/hosts alone" (
+        elem "${config.services.hcloud.package}/bin/hcloud-hostname --no-etc-hosts"
+          config.systemd.services.hcloud-hostname.serviceConfig.ExecStart
+      ))
     ];
   # The public network hcloud-network writes for a document with a public IPv4.
   publicNetwork =
