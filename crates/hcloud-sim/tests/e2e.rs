@@ -289,6 +289,13 @@ fn check_hostname(vm: &Vm, name: &str) {
         name,
         "hostnamectl hostname"
     );
+    // As on a stock image (cloud-init's manage_etc_hosts): the name resolves without DNS.
+    assert_contains(
+        &vm.sh(&format!("getent ahostsv4 {name}")),
+        "127.0.1.1",
+        "the server name in /etc/hosts",
+    );
+    assert_eq!(vm.sh("hostname -f").trim(), name, "hostname -f");
 }
 
 fn ping(vm: &Vm, addr: &str) {
@@ -574,6 +581,11 @@ fn s4_snapshot_clone_follows_the_new_server(release: Release) {
     check_identity(&vm, 48151699);
     check_units(&vm);
     check_hostname(&vm, "clone");
+    assert_lacks(
+        &vm.sh("cat /etc/hosts"),
+        "original",
+        "the original server's name in /etc/hosts",
+    );
     check_files(&vm, 48151699, "clone", &new_public, Some(USERDATA));
     check_public(&vm, Some("203.0.113.20"), Some("2001:db8:aaaa:bbbb::1"));
     let all = vm.sh("ip -o addr");
@@ -674,6 +686,21 @@ fn s6_cloud_init_peer_on_the_same_server() {
     );
 }
 
+/// The baseline of the boot figures: the same server from an image with its key baked in and
+/// nothing provisioned at boot. Root logs in with the baked key; the figures go beside the agents'.
+fn s8_bare_image_baseline(release: Release) {
+    let opts = common::options("e2e-bare", Guest::Bare, release);
+    let vm = Vm::boot(opts, |key| dual_stack(48151623, "app-7", key));
+    let t = vm.wait_ssh();
+    check_identity(&vm, 48151623);
+    assert_lacks(
+        &vm.sh("ls /usr/bin /usr/lib/systemd/system"),
+        "hcloud-",
+        "the bare image has no agent",
+    );
+    print_timings(&vm, t, json!({}));
+}
+
 /// The kernel command line our images boot with (packer/, nix/): systemd-imds keeps its Varlink
 /// API but imports no credential and brings up no network of its own.
 const IMAGE_IMDS_ARGS: &[&str] = &["systemd.imds.import=0", "systemd.imds.network=off"];
@@ -702,9 +729,9 @@ fn s7_systemd_imds_hand_over_and_locked_mode() {
     );
     // Its Varlink API still answers, through the network the agents configured.
     assert_eq!(
-        vm.sh("systemd-imds hostname").trim(),
+        vm.sh("/usr/lib/systemd/systemd-imds --well-known=hostname").trim(),
         "imds",
-        "systemd-imds hostname"
+        "systemd-imds --well-known=hostname"
     );
 
     // Locked: a prohibit route keeps unmarked sockets away from 169.254.169.254.
@@ -765,4 +792,5 @@ on_both_guests!(
     s3_hotplug_attach_and_detach_a_private_network,
     s4_snapshot_clone_follows_the_new_server,
     s5_metadata_outage_at_boot,
+    s8_bare_image_baseline,
 );
