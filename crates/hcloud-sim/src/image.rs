@@ -60,7 +60,20 @@ pub enum Guest {
     Agents,
     /// Debian's cloud-init with the Hetzner datasource and the networkd renderer (no agents).
     CloudInit,
+    /// The baseline: nothing provisioned at boot, the server's keys baked into root's
+    /// `authorized_keys` and DHCP on every ethernet NIC ([`BARE_NETWORK`]).
+    Bare,
 }
+
+/// The only network configuration of the bare baseline image.
+pub const BARE_NETWORK: &str = "\
+# Written by hcloud-sim: the bare baseline image, DHCP on every ethernet NIC.
+[Match]
+Type=ether
+
+[Network]
+DHCP=ipv4
+";
 
 /// cloud-init's configuration for the peer runs.
 pub const CLOUD_INIT_CFG: &str = "\
@@ -313,8 +326,27 @@ fn install_tree(tree: &Path, root: &Path) -> Result<Vec<String>> {
     Ok(units)
 }
 
-/// Makes the raw ext4 disk of one server from the cached root filesystem.
-pub fn build_disk(rootfs: &Path, guest: Guest, tree: Option<&Path>, disk: &Path) -> Result<()> {
+/// Writes root's `authorized_keys` (0600 in a 0700 `.ssh`) with these keys: the bare image.
+fn bake_keys(root: &Path, keys: &[String]) -> Result<()> {
+    let dir = root.join("root/.ssh");
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
+    let file = dir.join("authorized_keys");
+    let text: String = keys.iter().map(|k| format!("{k}\n")).collect();
+    fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600))?;
+    Ok(())
+}
+
+/// Makes the raw ext4 disk of one server from the cached root filesystem. `keys` are baked in
+/// for [`Guest::Bare`] only.
+pub fn build_disk(
+    rootfs: &Path,
+    guest: Guest,
+    tree: Option<&Path>,
+    keys: &[String],
+    disk: &Path,
+) -> Result<()> {
     let parent = disk.parent().context("disk path has no directory")?;
     fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     // A hard-linked copy on the cache's filesystem: new files are added, existing ones replaced,
@@ -360,6 +392,13 @@ pub fn build_disk(rootfs: &Path, guest: Guest, tree: Option<&Path>, disk: &Path)
                 let cfg = work.join("etc/cloud/cloud.cfg.d/99-hcloud-sim.cfg");
                 fs::write(&cfg, CLOUD_INIT_CFG)
                     .with_context(|| format!("writing {}", cfg.display()))?;
+            }
+            Guest::Bare => {
+                bake_keys(&work, keys)?;
+                let net = work.join("etc/systemd/network/99-bare.network");
+                fs::create_dir_all(net.parent().context("network file has a directory")?)?;
+                fs::write(&net, BARE_NETWORK)
+                    .with_context(|| format!("writing {}", net.display()))?;
             }
         }
         if disk.exists() {

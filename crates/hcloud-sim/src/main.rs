@@ -46,6 +46,9 @@ enum Cmd {
         /// Boot Debian's cloud-init (Hetzner datasource) instead of the agents (bookworm only).
         #[arg(long)]
         cloud_init: bool,
+        /// Boot the bare baseline instead: the keys baked in, DHCP, nothing provisioned at boot.
+        #[arg(long, conflicts_with = "cloud_init")]
+        bare: bool,
         /// The guest's Debian release: bookworm (systemd 252) or sid (current systemd with
         /// systemd-imds, as on Arch).
         #[arg(long, value_enum, default_value = "bookworm")]
@@ -128,6 +131,7 @@ fn run(cli: Cli) -> Result<()> {
             scenario: file,
             accel,
             cloud_init,
+            bare,
             release,
             kernel_args,
             memory,
@@ -146,10 +150,10 @@ fn run(cli: Cli) -> Result<()> {
             opts.mirror = mirror;
             opts.release = release;
             opts.kernel_args = kernel_args;
-            opts.guest = if cloud_init {
-                Guest::CloudInit
-            } else {
-                Guest::Agents
+            opts.guest = match (cloud_init, bare) {
+                (true, _) => Guest::CloudInit,
+                (_, true) => Guest::Bare,
+                _ => Guest::Agents,
             };
             sim::teardown(&opts)?;
             let dir = Sim::state_dir(&opts);

@@ -249,9 +249,15 @@ impl Sim {
                 image::stage_install_tree(&self.opts.workspace, &self.opts.bin_dir, &tree)?;
                 Some(tree.as_path())
             }
-            Guest::CloudInit => None,
+            Guest::CloudInit | Guest::Bare => None,
         };
-        image::build_disk(&rootfs, self.opts.guest, tree_ref, &self.disk_path())
+        image::build_disk(
+            &rootfs,
+            self.opts.guest,
+            tree_ref,
+            &self.server.public_keys,
+            &self.disk_path(),
+        )
     }
 
     fn fake_binary(&self) -> Result<PathBuf> {
