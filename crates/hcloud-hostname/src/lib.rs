@@ -5,6 +5,7 @@
 //! reached, `/etc/hostname` is written atomically and sethostname(2) is called. With another
 //! root only `<root>/etc/hostname` is written.
 
+pub mod cli;
 pub mod hostnamed;
 pub mod validate;
 

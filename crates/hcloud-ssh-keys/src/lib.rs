@@ -7,6 +7,7 @@
 //! When the document cannot be read or belongs to another server, nothing is changed.
 
 pub mod block;
+pub mod cli;
 pub mod key;
 pub mod passwd;
 pub mod target;
