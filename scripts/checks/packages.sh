@@ -38,6 +38,16 @@ manifest="$work/tree/usr/share/hcloud-agents/manifest.json"
 version=$(jq -r .version "$manifest")
 mapfile -t agents < <(jq -r '.binaries[]' "$manifest")
 
+# --- the host tools' section 1 pages and completions (no package ships the tools)
+tools=(hcloud-image hcloud-sim hcloud-fake-metadata)
+if cargo run -q --locked -p hcloud-image -- manuals --out "$work/tools" "${tools[@]}" >/dev/null; then
+  for t in "${tools[@]}"; do
+    manuals_installed "$work/tools" "" "$t" 1 share/zsh/site-functions || bad "$t: manual page or completions"
+  done
+else
+  bad "hcloud-image manuals"
+fi
+
 # --- Debian packages
 if pkg/debian/build-debs --tree "$work/tree" --out "$work/debs"; then
   lintian --fail-on warning,error "$work"/debs/*.deb 2>&1 | grep -v "running with root privileges" || true
