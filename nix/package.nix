@@ -2,7 +2,8 @@
 # Cargo.lock, and the files of systemd/ installed as every distribution package installs them
 # (units → lib/systemd/system, udev rules → lib/udev/rules.d, presets → lib/systemd/system-preset,
 # the fallback network → lib/systemd/network), with /usr/bin/hcloud-* pointing at this package
-# and the systemd tools they call at the systemd package.
+# and the systemd tools they call at the systemd package; each agent's manual page and bash,
+# zsh and fish completions in share/.
 #
 #   pkgs.callPackage ./nix/package.nix { }
 {
@@ -73,6 +74,10 @@ rustPlatform.buildRustPackage (finalAttrs: {
     for a in ${lib.escapeShellArgs agents}; do
       test -x "$out/bin/$a" || { echo "postInstall: $a was not built" >&2; exit 1; }
     done
+    # The agents' manual pages (share/man/man8) and bash, zsh and fish completions, rendered from
+    # their clap definitions by the workspace's hcloud-image, built for the build machine and
+    # not installed.
+    cargo run --frozen --release -p hcloud-image -- manuals --out "$out" ${lib.escapeShellArgs agents}
   '';
 
   meta = {

@@ -12,6 +12,8 @@
 # was installed is recorded in <root>/var/lib/hcloud-agents/<agent>.files, and --uninstall
 # removes exactly that, plus the directories the install created. --purge also removes what
 # the agent wrote at runtime where the Debian package's purge would (its metadata document).
+# With each agent come its manual page and bash, zsh and fish completions (zsh's in
+# vendor-completions on Debian and its derivatives, else in site-functions).
 
 # Agent and unit names are single words: lists of them are split on purpose.
 # shellcheck disable=SC2086
@@ -38,7 +40,7 @@ while [ $# -gt 0 ]; do
 	--purge) purge=yes; shift ;;
 	--all) all=yes; shift ;;
 	--list) mode=list; shift ;;
-	-h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,18p' "$0"; exit 0 ;;
 	-*) die "unknown option $1 (see --help)" ;;
 	*) agents="$agents $1"; shift ;;
 	esac
@@ -94,6 +96,19 @@ hook() { # agent script argument: the agent-specific steps the Debian package ru
 
 installed() { [ -f "$state/$1.files" ]; }
 
+# Where a file of the tree goes under the root: zsh completions in vendor-completions on Debian
+# and its derivatives (their zsh does not search site-functions), else in site-functions.
+zsh_dir=usr/share/zsh/site-functions
+if [ -f "$r/etc/debian_version" ] || [ -d "$r/usr/share/zsh/vendor-completions" ]; then
+	zsh_dir=usr/share/zsh/vendor-completions
+fi
+dest_path() {
+	case "$1" in
+	usr/share/zsh/site-functions/*) echo "$zsh_dir/${1#usr/share/zsh/site-functions/}" ;;
+	*) echo "$1" ;;
+	esac
+}
+
 if [ "$mode" = install ]; then
 	if [ "$live" = yes ]; then
 		arch=$(uname -m)
@@ -130,7 +145,8 @@ if [ "$mode" = install ]; then
 		tmp="$record.new"
 		: >"$tmp"
 		while read -r f; do
-			dest="$r/$f"
+			p=$(dest_path "$f")
+			dest="$r/$p"
 			dir=$(dirname "$dest")
 			# Note each directory this install creates, outermost first, to remove it later.
 			missing=""
@@ -147,7 +163,7 @@ if [ "$mode" = install ]; then
 			cp "$here/$f" "$dest.hcloud-new"
 			chmod "$m" "$dest.hcloud-new"
 			mv -f "$dest.hcloud-new" "$dest"
-			echo "file $f" >>"$tmp"
+			echo "file $p" >>"$tmp"
 		done <"$here/agents/$a.files"
 		mv -f "$tmp" "$record"
 		echo "installed $a"

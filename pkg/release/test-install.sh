@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Test install.sh of a release tarball in temporary roots: what an install puts where (modes,
-# dependencies, enabled units), and that --uninstall leaves the root exactly as it was.
+# dependencies, enabled units, manual pages and completions), and that --uninstall leaves the
+# root exactly as it was.
 #   pkg/release/test-install.sh TARBALL
 set -euo pipefail
 
 tarball=${1:?usage: test-install.sh hcloud-agents-<version>-<arch>.tar.gz}
+# shellcheck source=scripts/lib/manual-checks.sh
+. "$(dirname "$0")/../../scripts/lib/manual-checks.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 tar -xzf "$tarball" -C "$work"
@@ -40,6 +43,9 @@ done
 check "the image's fallback network is not installed" test ! -e "$R/usr/lib/systemd/network/99-hcloud-fallback.network"
 check "other agents are not installed" test ! -e "$R/usr/bin/hcloud-volumes"
 check "files identical to the tarball's" cmp -s "$R/usr/bin/hcloud-network" "$rel/usr/bin/hcloud-network"
+for a in hcloud-network hcloud-dl-metadata; do
+  check "$a: manual page and completions (zsh: site-functions)" manuals_installed "$R" usr "$a" 8 usr/share/zsh/site-functions
+done
 # shellcheck disable=SC2317 # called through check
 quiet() { "$@" >/dev/null; }
 check "reinstall works" quiet "$inst" --root "$R" hcloud-network
@@ -68,6 +74,17 @@ check "the other agent stays" test -x "$R/usr/bin/hcloud-volumes"
 check "and its rule" test -f "$R/usr/lib/udev/rules.d/81-hcloud-volumes.rules"
 "$inst" --root "$R" --uninstall hcloud-volumes >/dev/null
 check "agents removed one by one leave the root as it was" test "$(snapshot "$R")" = "$before"
+
+# A Debian root: zsh completions where Debian's zsh looks; uninstall removes them again.
+D="$work/debian"
+mkdir -p "$D/etc"
+echo 12.0 >"$D/etc/debian_version"
+debian_before=$(snapshot "$D")
+"$inst" --root "$D" --no-enable hcloud-volumes >/dev/null
+check "Debian: manual page and completions (zsh: vendor-completions)" manuals_installed "$D" usr hcloud-volumes 8 usr/share/zsh/vendor-completions
+check "Debian: no zsh completion in site-functions" test ! -e "$D/usr/share/zsh/site-functions"
+"$inst" --root "$D" --uninstall hcloud-volumes >/dev/null
+check "Debian: uninstall removes the manual page and completions" test "$(snapshot "$D")" = "$debian_before"
 
 E="$work/empty"
 mkdir "$E"

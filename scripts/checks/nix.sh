@@ -11,7 +11,8 @@
 #     module system (nix/tests/nixos: the scenarios of scenarios.nix), offline with the pinned
 #     nixpkgs lib (nix/tests/nixpkgs-lib.json) and typed stand-ins of the NixOS options, or with
 #     a full nixpkgs through nixos/lib/eval-config.nix down to the toplevel's drvPath;
-#  7. the package derivation builds the crates and installs the units that exist.
+#  7. the package derivation builds the crates and installs the units that exist, and each
+#     agent's manual page and completions.
 #
 # Usage: scripts/checks/nix.sh [-I nixpkgs=PATH]   (or NIXPKGS=PATH: a full nixpkgs checkout;
 #   needs a Nix that nixpkgs accepts, >= 2.18). Without one the NixOS scenarios are evaluated
@@ -47,6 +48,9 @@ trap 'rm -rf "$tmp"' EXIT
 export NIX_STORE_DIR=$tmp/store NIX_STATE_DIR=$tmp/state NIX_LOG_DIR=$tmp/log NIX_CONF_DIR=$tmp/conf
 mkdir -p "$NIX_CONF_DIR"
 printf 'build-users-group =\nexperimental-features = nix-command\n' >"$NIX_CONF_DIR/nix.conf"
+
+# shellcheck source=scripts/lib/manual-checks.sh
+. scripts/lib/manual-checks.sh
 
 failed=0
 fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
@@ -413,8 +417,17 @@ run_install() { # srcdir outdir
   for a in $(eval_json nix/tests/package.nix --argstr root "$root" -A agents | jq -r '.[]'); do
     printf '#!/bin/sh\n' >"$2/bin/$a"; chmod +x "$2/bin/$a"
   done
-  (cd "$1" && out=$2 bash -euo pipefail -c "$install_script")
+  # `cargo run -p hcloud-image -- ARGS` is the workspace's hcloud-image with ARGS.
+  (cd "$1" && out=$2 HCLOUD_IMAGE="$root/target/debug/hcloud-image" bash -euo pipefail -c \
+    'cargo() {
+      case " $* " in *" run "*"-p hcloud-image "*"-- "*) ;; *) echo "unexpected: cargo $*" >&2; return 1 ;; esac
+      while [ "$1" != -- ]; do shift; done
+      shift
+      "$HCLOUD_IMAGE" "$@"
+    }
+    '"$install_script")
 }
+cargo build --quiet --locked -p hcloud-image || fail "cannot build hcloud-image for the package's manual pages"
 mkdir -p "$tmp/src"
 cp -r systemd "$tmp/src/"
 if run_install "$tmp/src" "$tmp/out" >"$tmp/install.log" 2>&1; then
@@ -435,6 +448,13 @@ if run_install "$tmp/src" "$tmp/out" >"$tmp/install.log" 2>&1; then
     fi
   done
   [ "$ok_layout" = 1 ] && pass "postInstall lays out $(find "$tmp/out/lib" -type f | wc -l) files with store paths"
+  for a in $(eval_json nix/tests/package.nix --argstr root "$root" -A agents | jq -r '.[]'); do
+    if problems=$(manuals_installed "$tmp/out" "" "$a" 8 share/zsh/site-functions); then
+      pass "postInstall: $a's manual page and completions"
+    else
+      fail "postInstall: $problems"
+    fi
+  done
 else
   fail "postInstall failed:"; cat "$tmp/install.log"
 fi

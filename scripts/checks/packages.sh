@@ -4,8 +4,10 @@
 # from a tree staged by `hcloud-image dist --no-build` out of the static build scripts/test made:
 # the .debs built and passed through lintian, their contents and dependencies, their
 # maintainer scripts run against stand-ins (pkg/debian/test-maintscripts.sh), the release
-# tarball and its install.sh in temporary roots (pkg/release/test-install.sh), and the Arch
-# PKGBUILD's .SRCINFO (makepkg --printsrcinfo) against the checked-in one.
+# tarball and its install.sh in temporary roots (pkg/release/test-install.sh), the Arch
+# PKGBUILD's package functions on the tree and its .SRCINFO (makepkg --printsrcinfo) against the
+# checked-in one. Every package form must install each agent's manual page (rendered by man -l
+# without warnings) and its bash, zsh and fish completions (scripts/lib/manual-checks.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 failed=0
@@ -14,13 +16,15 @@ bad() { echo "packages check FAILED: $*" >&2; failed=1; }
 # --- the volumes agent's unit and rule
 # shellcheck source=scripts/lib/unit-checks.sh
 . scripts/lib/unit-checks.sh
+# shellcheck source=scripts/lib/manual-checks.sh
+. scripts/lib/manual-checks.sh
 unit_verifies systemd/hcloud-volumes@.service
 unit_exposure_at_most systemd/hcloud-volumes@.service 2.0
 udev_rule_parses systemd/81-hcloud-volumes.rules
 
 # --- scripts
 shellcheck -x pkg/debian/build-debs pkg/debian/test-maintscripts.sh pkg/release/make-release \
-  pkg/release/test-install.sh pkg/lib/agents.sh || bad "shellcheck of the packaging scripts"
+  pkg/release/test-install.sh pkg/lib/agents.sh scripts/lib/manual-checks.sh || bad "shellcheck of the packaging scripts"
 shellcheck -s sh pkg/release/install.sh pkg/debian/hooks/* || bad "shellcheck of install.sh and the hooks"
 
 # --- a staged tree from the static build
@@ -34,6 +38,16 @@ manifest="$work/tree/usr/share/hcloud-agents/manifest.json"
 version=$(jq -r .version "$manifest")
 mapfile -t agents < <(jq -r '.binaries[]' "$manifest")
 
+# --- the host tools' section 1 pages and completions (no package ships the tools)
+tools=(hcloud-image hcloud-sim hcloud-fake-metadata)
+if cargo run -q --locked -p hcloud-image -- manuals --out "$work/tools" "${tools[@]}" >/dev/null; then
+  for t in "${tools[@]}"; do
+    manuals_installed "$work/tools" "" "$t" 1 share/zsh/site-functions || bad "$t: manual page or completions"
+  done
+else
+  bad "hcloud-image manuals"
+fi
+
 # --- Debian packages
 if pkg/debian/build-debs --tree "$work/tree" --out "$work/debs"; then
   lintian --fail-on warning,error "$work"/debs/*.deb 2>&1 | grep -v "running with root privileges" || true
@@ -43,11 +57,16 @@ if pkg/debian/build-debs --tree "$work/tree" --out "$work/debs"; then
     [ -f "$deb" ] || { bad "no package for $a"; continue; }
     list=$(dpkg-deb -c "$deb")
     grep -q " ./usr/bin/$a$" <<<"$list" || bad "$a.deb lacks /usr/bin/$a"
+    # Its manual page renders without warnings; its completions are where Debian's shells look.
+    mkdir -p "$work/deb-root/$a"
+    dpkg-deb -x "$deb" "$work/deb-root/$a"
+    manuals_installed "$work/deb-root/$a" usr "$a" 8 usr/share/zsh/vendor-completions || bad "$a.deb: manual page or completions"
   done
   # Every file of the tree is in exactly one package, except the image's fallback network.
   all_lists=$(for d in "$work"/debs/*.deb; do dpkg-deb -c "$d"; done)
   for f in $(jq -r '.files[].path' "$manifest"); do
-    n=$(grep -c " ./$f$" <<<"$all_lists" || true)
+    p=${f/#usr\/share\/zsh\/site-functions\//usr/share/zsh/vendor-completions/}
+    n=$(grep -c " ./$p$" <<<"$all_lists" || true)
     case "$f" in
       usr/lib/systemd/network/*) [ "$n" -eq 0 ] || bad "$f is image-only but packaged" ;;
       *) [ "$n" -eq 1 ] || bad "$f is in $n packages" ;;
@@ -84,6 +103,26 @@ if pkg/release/make-release --tree x86_64="$work/tree" --out "$work/release"; th
 else
   bad "make-release"
 fi
+
+# --- Arch Linux: each package function of the PKGBUILD run on the staged tree, as makepkg's
+# package() step would (the build step is the static build and dist above).
+(
+  pkgdir_root="$work/arch-pkg"
+  srcdir="$work/arch-src"
+  mkdir -p "$srcdir"
+  # shellcheck source=pkg/archlinux/PKGBUILD
+  . pkg/archlinux/PKGBUILD
+  ln -s "$PWD" "$srcdir/$pkgbase-$pkgver"
+  ln -s "$work/tree" "$srcdir/tree"
+  for a in "${agents[@]}"; do
+    pkgdir="$pkgdir_root/$a"
+    mkdir -p "$pkgdir"
+    "package_$a" || { bad "PKGBUILD package_$a"; continue; }
+    [ -x "$pkgdir/usr/bin/$a" ] || bad "the Arch package $a lacks /usr/bin/$a"
+    manuals_installed "$pkgdir" usr "$a" 8 usr/share/zsh/site-functions || bad "the Arch package $a: manual page or completions"
+  done
+  exit "$failed"
+) || failed=1
 
 # --- Arch Linux: .SRCINFO up to date, package list and version match the workspace.
 # makepkg refuses root, so it runs as nobody in a directory of its own.

@@ -3,6 +3,8 @@
 //! is never written; when nothing valid can be had within the budget, the previous document is
 //! kept byte for byte and the run succeeds only if that document belongs to this server.
 
+pub mod cli;
+
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,24 +1,8 @@
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use hcloud_dl_metadata::{Options, run};
-use hcloud_metadata::{DOCUMENT_PATH, Root, fetch::DownloadArgs};
-
-/// Fetch the Hetzner Cloud metadata and write the document (default /etc/hcloud-metadata.json).
-#[derive(Parser)]
-#[command(version)]
-struct Args {
-    #[command(flatten)]
-    download: DownloadArgs,
-    /// Where to write the document (resolved under --root).
-    #[arg(long, default_value = DOCUMENT_PATH)]
-    output: PathBuf,
-    /// Retry until metadata/private-networks lists exactly the 86:00:00:* NICs present
-    /// (after a network was attached or detached); at the end of the budget write what it lists.
-    #[arg(long)]
-    sync_private_nics: bool,
-}
+use hcloud_dl_metadata::{Options, cli::Args, run};
+use hcloud_metadata::Root;
 
 fn main() -> ExitCode {
     let args = Args::parse();

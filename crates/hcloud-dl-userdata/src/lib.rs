@@ -2,6 +2,8 @@
 //! the bytes served: binary-safe, never decoded, never executed. HTTP 204, 404 or an empty 200
 //! mean "no user data" and give an empty file. A failed fetch never touches the previous file.
 
+pub mod cli;
+
 use std::io::Write;
 use std::path::PathBuf;
 

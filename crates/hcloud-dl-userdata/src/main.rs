@@ -1,20 +1,8 @@
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use hcloud_dl_userdata::{Options, run};
-use hcloud_metadata::{Root, USERDATA_PATH, fetch::DownloadArgs};
-
-/// Fetch the Hetzner Cloud user data and write it (default /etc/hcloud-userdata, mode 0600).
-#[derive(Parser)]
-#[command(version)]
-struct Args {
-    #[command(flatten)]
-    download: DownloadArgs,
-    /// Where to write the user data (resolved under --root).
-    #[arg(long, default_value = USERDATA_PATH)]
-    output: PathBuf,
-}
+use hcloud_dl_userdata::{Options, cli::Args, run};
+use hcloud_metadata::Root;
 
 fn main() -> ExitCode {
     let args = Args::parse();

@@ -6,6 +6,7 @@
 //! root only `<root>/etc/hostname` is written. Then (unless `--no-etc-hosts`) the name goes into
 //! a managed block of `/etc/hosts` (see [`hosts`]).
 
+pub mod cli;
 pub mod hostnamed;
 pub mod hosts;
 pub mod validate;

@@ -10,11 +10,16 @@
 //! usr/lib/udev/rules.d/<rules>                 systemd/*.rules
 //! usr/lib/systemd/system-preset/<preset>       systemd/*.preset
 //! usr/lib/systemd/network/<file>               systemd/*.network|link|netdev
+//! usr/share/man/man8/<agent>.8.gz              the agent's manual page (gzip -9n)
+//! usr/share/bash-completion/completions/<agent>  bash completion
+//! usr/share/zsh/site-functions/_<agent>        zsh completion (Debian: vendor-completions)
+//! usr/share/fish/vendor_completions.d/<agent>.fish  fish completion
 //! usr/share/hcloud-agents/manifest.json        what is in the tree: version, arch, files, hashes
 //! usr/share/hcloud-agents/SHA256SUMS           the same hashes for `sha256sum -c` from the root
 //! ```
 
 use crate::elf::{self, Machine};
+use crate::manual;
 use anyhow::{Context, Result, bail};
 use hcloud_metadata::{WriteOptions, write_atomic};
 use serde::{Deserialize, Serialize};
@@ -533,26 +538,36 @@ pub fn stage(input: &StageInput, out: &Path) -> Result<Manifest> {
     write_tree(input, &entries, out)
 }
 
-/// Write `entries` as the tree in `out` (replacing an older tree) with the manifest and the
-/// checksum list. [`stage`] checks the binaries first; this only copies and records.
+/// Write `entries` as the tree in `out` (replacing an older tree), the manual page and shell
+/// completions of each binary (rendered from its clap definition, [`manual`]), the manifest and
+/// the checksum list. [`stage`] checks the binaries first; this only copies and records.
 pub fn write_tree(input: &StageInput, entries: &[Entry], out: &Path) -> Result<Manifest> {
     let names: BTreeSet<String> = input.binaries.keys().cloned().collect();
-    prepare_out(out)?;
-    let mut files = Vec::new();
+    let mut contents = Vec::new();
     for e in entries {
         let bytes =
             fs::read(&e.source).with_context(|| format!("reading {}", e.source.display()))?;
-        let dest = out.join(&e.dest);
+        contents.push((e.dest.clone(), bytes, e.mode));
+    }
+    for name in &names {
+        for (rel, bytes) in manual::files_for(name, &input.version)? {
+            contents.push((format!("usr/{rel}"), bytes, 0o644));
+        }
+    }
+    prepare_out(out)?;
+    let mut files = Vec::new();
+    for (path, bytes, mode) in contents {
+        let dest = out.join(&path);
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
-        write_atomic(&dest, &bytes, WriteOptions::mode(e.mode))
-            .with_context(|| format!("staging {}", e.source.display()))?;
+        write_atomic(&dest, &bytes, WriteOptions::mode(mode))
+            .with_context(|| format!("staging {path}"))?;
         files.push(FileRecord {
-            path: e.dest.clone(),
+            path,
             sha256: sha256_hex(&bytes),
             size: bytes.len() as u64,
-            mode: format!("{:04o}", e.mode),
+            mode: format!("{mode:04o}"),
         });
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));

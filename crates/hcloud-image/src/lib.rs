@@ -4,6 +4,8 @@
 
 pub mod arch_release;
 pub mod build;
+pub mod cli;
 pub mod dist;
 pub mod elf;
 pub mod images;
+pub mod manual;

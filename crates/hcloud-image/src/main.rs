@@ -1,77 +1,12 @@
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use hcloud_image::arch_release::{self, DEFAULT_API_URL, DEFAULT_MIRROR};
 use hcloud_image::build::{self, Flavor};
-use hcloud_image::dist::{self, Arch, DistOptions};
+use hcloud_image::cli::{Cli, Cmd};
+use hcloud_image::dist::{self, DistOptions};
 use hcloud_image::images;
-use std::path::PathBuf;
+use hcloud_image::manual;
 use std::time::Duration;
-
-/// Build Hetzner Cloud images with the hcloud agents.
-#[derive(Parser)]
-#[command(version, about)]
-struct Cli {
-    /// The workspace (any directory inside it).
-    #[arg(long, global = true, default_value = ".")]
-    workspace: PathBuf,
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Build the static agents and lay out the staged install tree (usr/bin, units, rules,
-    /// presets, networks, manifest with hashes).
-    Dist {
-        /// x86_64 or aarch64.
-        #[arg(long, default_value = "x86_64")]
-        arch: Arch,
-        /// Output directory (default: <target dir>/dist/<arch>). Replaced if it holds an older tree.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Stage the binaries already built instead of running cargo.
-        #[arg(long)]
-        no_build: bool,
-    },
-    /// Print the latest Arch Linux release and its bootstrap file.
-    ArchRelease {
-        /// Offline: use this release (YYYY.MM.DD) instead of asking the release API.
-        #[arg(long, env = "HCLOUD_IMAGE_ARCH_RELEASE")]
-        release: Option<String>,
-        #[arg(long, default_value = DEFAULT_API_URL)]
-        api_url: String,
-        #[arg(long, default_value = DEFAULT_MIRROR)]
-        mirror: String,
-        /// Seconds for the whole request.
-        #[arg(long, default_value_t = 30)]
-        timeout: u64,
-        /// Print JSON instead of key=value lines.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Check the prerequisites, stage the agents and run packer init and packer build.
-    Build {
-        /// archlinux or nixos.
-        image: Flavor,
-        /// x86_64 or aarch64 (NixOS only; Arch Linux is x86_64).
-        #[arg(long, default_value = "x86_64")]
-        arch: Arch,
-        /// Arch Linux release to install (YYYY.MM.DD); default: the latest, from the release API.
-        #[arg(long, env = "HCLOUD_IMAGE_ARCH_RELEASE")]
-        arch_release: Option<String>,
-        /// The packer program.
-        #[arg(long, default_value = "packer")]
-        packer: String,
-        /// More arguments for packer build (after --), e.g. -var location=hel1 or -debug.
-        #[arg(last = true)]
-        packer_args: Vec<String>,
-    },
-    /// List the snapshots recorded in packer-manifest.json.
-    Images {
-        #[arg(long, default_value = "packer-manifest.json")]
-        manifest: PathBuf,
-    },
-}
 
 fn main() {
     let cli = Cli::parse();
@@ -168,6 +103,18 @@ fn run(cli: Cli) -> Result<()> {
             let ws = dist::load_workspace(&cli.workspace)?;
             let vars = build::packer_vars(image, arch, &tree, release.as_deref());
             build::run_packer(&packer, &ws.root, image, &vars, &packer_args)?;
+        }
+        Cmd::Manuals { out, binaries } => {
+            let names: Vec<String> = if binaries.is_empty() {
+                manual::PROGRAMS
+                    .iter()
+                    .map(|(n, _)| n.to_string())
+                    .collect()
+            } else {
+                binaries
+            };
+            let written = manual::write_files(&out, &names, env!("CARGO_PKG_VERSION"))?;
+            println!("wrote {} files under {}", written, out.display());
         }
         Cmd::Images { manifest } => {
             let imgs = images::load(&manifest)?;

@@ -84,6 +84,21 @@ fn check_tree(tree: &Path, arch: Arch, machine: Machine) -> dist::Manifest {
         );
     }
 
+    // Each agent's manual page (section 8, gzip) and its bash, zsh and fish completions.
+    for b in &m.binaries {
+        for path in [
+            format!("usr/share/man/man8/{b}.8.gz"),
+            format!("usr/share/bash-completion/completions/{b}"),
+            format!("usr/share/zsh/site-functions/_{b}"),
+            format!("usr/share/fish/vendor_completions.d/{b}.fish"),
+        ] {
+            let bytes = fs::read(tree.join(&path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert!(!bytes.is_empty(), "{path} is empty");
+        }
+        let page = fs::read(tree.join(format!("usr/share/man/man8/{b}.8.gz"))).unwrap();
+        assert_eq!(&page[..2], &[0x1f, 0x8b], "{b}.8.gz is gzip");
+    }
+
     // The manifest lists every file of the tree (but itself and the sums) with its real hash.
     let mut listed = BTreeSet::new();
     for f in &m.files {

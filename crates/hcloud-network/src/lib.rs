@@ -6,6 +6,7 @@
 //! - [`hotplug`]: the queue of hotplug events between the udev rule and the refresh service.
 //! - [`run`]: all of it, as the binary does it.
 
+pub mod cli;
 pub mod hotplug;
 pub mod render;
 

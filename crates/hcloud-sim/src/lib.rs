@@ -4,6 +4,7 @@
 //! a real Debian with systemd, networkd and sshd, with the agents installed as a package would.
 //! See `docs/simulator.md`.
 
+pub mod cli;
 pub mod image;
 pub mod net;
 pub mod report;

@@ -2,88 +2,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
-use hcloud_sim::image::{self, Guest, Release};
+use clap::Parser;
+use hcloud_sim::cli::{Cli, Cmd};
+use hcloud_sim::image::{self, Guest};
 use hcloud_sim::report;
 use hcloud_sim::scenario::{self, ServerExt};
 use hcloud_sim::sim::{self, Options, Sim};
-use hcloud_sim::vm::Accel;
-
-/// A simulated Hetzner Cloud server on this machine (network namespace, DHCP, fake metadata
-/// service, QEMU with Debian and the hcloud agents). Needs root.
-#[derive(Parser)]
-#[command(version, about)]
-struct Cli {
-    /// Name of the simulated server (namespace hsim-<name>, state in /var/lib/hcloud-sim/<name>).
-    #[arg(long, global = true, default_value = "try")]
-    name: String,
-    /// The workspace (for systemd/ and the static build); default: found from the current directory.
-    #[arg(long, global = true)]
-    workspace: Option<PathBuf>,
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Build (or find in the cache) the Debian guest image.
-    Image {
-        /// Debian mirror for debootstrap.
-        #[arg(long)]
-        mirror: Option<String>,
-        /// bookworm (systemd 252) or sid (current systemd with systemd-imds).
-        #[arg(long, value_enum, default_value = "bookworm")]
-        release: Release,
-    },
-    /// Boot a simulated server from a scenario file, print what it configured and how to log in.
-    Up {
-        /// Scenario file (docs/scenario.md); default: crates/hcloud-sim/scenarios/try.yaml.
-        #[arg(long)]
-        scenario: Option<PathBuf>,
-        /// tcg (default, works everywhere) or kvm.
-        #[arg(long, value_enum, default_value = "tcg")]
-        accel: Accel,
-        /// Boot Debian's cloud-init (Hetzner datasource) instead of the agents (bookworm only).
-        #[arg(long)]
-        cloud_init: bool,
-        /// Boot the bare baseline instead: the keys baked in, DHCP, nothing provisioned at boot.
-        #[arg(long, conflicts_with = "cloud_init")]
-        bare: bool,
-        /// The guest's Debian release: bookworm (systemd 252) or sid (current systemd with
-        /// systemd-imds, as on Arch).
-        #[arg(long, value_enum, default_value = "bookworm")]
-        release: Release,
-        /// Add this to the guest's kernel command line (repeatable), e.g.
-        /// `--kernel-arg systemd.imds.network=locked`.
-        #[arg(long = "kernel-arg", value_name = "ARG")]
-        kernel_args: Vec<String>,
-        #[arg(long, default_value_t = 1024)]
-        memory: u32,
-        #[arg(long, default_value_t = 1)]
-        cpus: u32,
-        /// Seconds to wait for the first SSH login.
-        #[arg(long, default_value_t = 600)]
-        timeout: u64,
-        #[arg(long)]
-        mirror: Option<String>,
-        /// Boot the disk left by the previous `up` of this name instead of a fresh one: the
-        /// same disk as another server (a snapshot clone) when the scenario changed.
-        #[arg(long)]
-        reuse_disk: bool,
-    },
-    /// Log in to the simulated server as root (or run a command there).
-    Ssh {
-        #[arg(trailing_var_arg = true)]
-        command: Vec<String>,
-    },
-    /// Print hostname, addresses, routes, unit states and boot timings again.
-    Report,
-    /// Stop the simulated server and remove its network (keeps disk and logs unless --purge).
-    Down {
-        #[arg(long)]
-        purge: bool,
-    },
-}
 
 fn find_workspace(start: &Path) -> Result<PathBuf> {
     let mut dir = start

@@ -729,7 +729,8 @@ fn s7_systemd_imds_hand_over_and_locked_mode() {
     );
     // Its Varlink API still answers, through the network the agents configured.
     assert_eq!(
-        vm.sh("/usr/lib/systemd/systemd-imds --well-known=hostname").trim(),
+        vm.sh("/usr/lib/systemd/systemd-imds --well-known=hostname")
+            .trim(),
         "imds",
         "systemd-imds --well-known=hostname"
     );

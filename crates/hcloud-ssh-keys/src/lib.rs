@@ -8,6 +8,7 @@
 //! another server, nothing is changed.
 
 pub mod block;
+pub mod cli;
 pub mod credential;
 pub mod key;
 pub mod passwd;

@@ -1,31 +1,8 @@
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use hcloud_metadata::{DOCUMENT_PATH, Root, competitors};
-
-/// Keep the SSH keys of the Hetzner Cloud project in a managed block of a user's
-/// authorized_keys; lines outside the block are the user's and stay as they are.
-///
-/// Exit status: 0 done (refused key lines are warned about, the good ones written),
-/// 1 could not write, 3 the document cannot be read, 4 the document belongs to another
-/// server, 5 the target is refused as unsafe (symlink, foreign owner, broken block).
-#[derive(Debug, Parser)]
-#[command(version)]
-struct Args {
-    /// Resolve every path under this directory.
-    #[arg(long, default_value = "/")]
-    root: PathBuf,
-    /// The metadata document (resolved under --root).
-    #[arg(long, default_value = DOCUMENT_PATH)]
-    metadata: PathBuf,
-    /// Whose keys: the user's uid, gid and home come from <root>/etc/passwd.
-    #[arg(long, default_value = "root")]
-    user: String,
-    /// Manage this file instead of ~/.ssh/authorized_keys (resolved under --root).
-    #[arg(long)]
-    authorized_keys: Option<PathBuf>,
-}
+use hcloud_metadata::{Root, competitors};
+use hcloud_ssh_keys::cli::Args;
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -45,14 +22,5 @@ fn main() -> ExitCode {
             log::error!("{e}");
             ExitCode::from(e.exit_code() as u8)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn cli_is_consistent() {
-        use clap::CommandFactory;
-        super::Args::command().debug_assert();
     }
 }

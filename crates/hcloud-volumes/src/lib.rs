@@ -6,6 +6,7 @@
 //! `/mnt/HC_Volume_<id>`. Unformatted volumes and volumes the user mounts elsewhere are left
 //! alone; nothing is ever unmounted.
 
+pub mod cli;
 pub mod device;
 pub mod fstab;
 

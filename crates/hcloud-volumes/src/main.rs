@@ -1,36 +1,10 @@
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
-use hcloud_metadata::{DEFAULT_METADATA_URL, Root, competitors};
+use clap::Parser;
+use hcloud_metadata::{Root, competitors};
+use hcloud_volumes::cli::{Args, Cmd};
 use hcloud_volumes::{Options, attach, automount_requested, describe};
-
-/// Mount Hetzner Cloud Volumes attached with automount at /mnt/HC_Volume_<id>.
-#[derive(Parser)]
-#[command(version)]
-struct Args {
-    /// Resolve every path under this directory; with a root other than / only files are written.
-    #[arg(long, global = true, default_value = "/")]
-    root: PathBuf,
-    /// Base URL of the metadata service; the internal endpoint is on the same host.
-    #[arg(long, global = true, env = "HCLOUD_METADATA_URL", default_value = DEFAULT_METADATA_URL)]
-    metadata_url: String,
-    /// Whole retry budget in seconds for asking the metadata service.
-    #[arg(long, global = true, default_value_t = 20)]
-    timeout: u64,
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Handle the attached volume with this id (run by hcloud-volumes@<id>.service).
-    Attach {
-        /// The volume id (its SCSI serial).
-        id: u64,
-    },
-}
 
 fn main() -> ExitCode {
     let args = Args::parse();
