@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use hcloud_metadata::fetch::{DownloadArgs, FetchError, Fetcher, Rejection, Reply};
 use hcloud_metadata::{
     Document, Identity, PrivateNetwork, Root, Summary, Verdict, WriteOptions, WriteOutcome,
@@ -46,18 +46,72 @@ fn accept_ok(reply: &Reply) -> Result<(), Rejection> {
     }
 }
 
-fn fetch_summary(f: &Fetcher) -> Result<Summary, FetchError> {
-    f.get("metadata", |reply| {
-        accept_ok(&reply)?;
-        parse_summary(text(&reply)?).map_err(|e| Rejection::Retry(e.to_string()))
-    })
+/// The keys a well-formed summary always has (`[]` when empty): absent means a broken answer.
+fn missing_keys(s: &Summary) -> Vec<&'static str> {
+    let mut missing = Vec::new();
+    if s.public_keys.is_none() {
+        missing.push("public-keys");
+    }
+    if s.public_network.is_none() {
+        missing.push("network-config");
+    }
+    missing
 }
 
+fn log_warnings(what: &str, warnings: &[String]) {
+    for w in warnings {
+        log::warn!("{what}: {w}");
+    }
+}
+
+/// The summary. One without `public-keys` or `network-config` is retried; at the end of the
+/// budget the last such answer is returned and the caller keeps the previous values.
+fn fetch_summary(f: &Fetcher) -> Result<Summary, FetchError> {
+    let mut incomplete: Option<Summary> = None;
+    let result = f.get("metadata", |reply| {
+        accept_ok(&reply)?;
+        let summary =
+            parse_summary(text(&reply)?).map_err(|e| Rejection::Retry(e.to_string()))?;
+        let missing = missing_keys(&summary);
+        if missing.is_empty() {
+            return Ok(summary);
+        }
+        incomplete = Some(summary);
+        Err(Rejection::Retry(format!(
+            "the summary has no `{}` (the service sends an empty value when there is none): a broken answer",
+            missing.join("` and no `")
+        )))
+    });
+    let summary = match (result, incomplete) {
+        (Ok(summary), _) => summary,
+        (Err(e @ FetchError::Exhausted { .. }), Some(summary)) => {
+            log::warn!(
+                "{e}; using the last answer and keeping the previous values of what it lacks"
+            );
+            summary
+        }
+        (Err(e), _) => return Err(e),
+    };
+    log_warnings(&f.url("metadata"), &summary.warnings);
+    Ok(summary)
+}
+
+/// The private networks; a 404 means the server has none (the endpoint is not served then on
+/// some generations), not a failure.
 fn fetch_private(f: &Fetcher) -> Result<Vec<PrivateNetwork>, FetchError> {
-    f.get("metadata/private-networks", |reply| {
+    let parsed = f.get("metadata/private-networks", |reply| {
+        if reply.status == 404 {
+            log::info!(
+                "{}: HTTP 404, taken as no private networks",
+                f.url("metadata/private-networks")
+            );
+            return Ok(Default::default());
+        }
         accept_ok(&reply)?;
         parse_private_networks(text(&reply)?).map_err(|e| Rejection::Retry(e.to_string()))
-    })
+    })?;
+    log_warnings(&f.url("metadata/private-networks"), &parsed.warnings);
+    Ok(parsed.networks)
 }
 
 /// MACs (lower case) of the `86:00:00:*` NICs present under `<root>/sys/class/net`. Virtual
@@ -91,8 +145,15 @@ fn listed_macs(private: &[PrivateNetwork]) -> BTreeSet<String> {
         .collect()
 }
 
+/// What was fetched: the document, and the summary keys that were absent (their values are to
+/// be kept from the previous document).
+struct Fetched {
+    doc: Document,
+    missing: Vec<&'static str>,
+}
+
 /// Fetch both bodies (and, with `sync`, wait for private-networks to match the NICs present).
-fn fetch_document(f: &Fetcher, root: &Root, sync: bool) -> Result<Document, FetchError> {
+fn fetch_document(f: &Fetcher, root: &Root, sync: bool) -> Result<Fetched, FetchError> {
     let summary = fetch_summary(f)?;
     let mut private = fetch_private(f)?;
     if sync {
@@ -122,7 +183,51 @@ fn fetch_document(f: &Fetcher, root: &Root, sync: bool) -> Result<Document, Fetc
             private = fetch_private(f)?;
         }
     }
-    Ok(Document::from_service(&summary, &private))
+    Ok(Fetched {
+        doc: Document::from_service(&summary, &private),
+        missing: missing_keys(&summary),
+    })
+}
+
+/// Fill what the summary lacked from the previous document of the same instance; `Err` when
+/// there is none (first boot, or a clone whose document is another server's).
+fn keep_previous_values(fetched: Fetched, output: &Path) -> anyhow::Result<Document> {
+    let Fetched { mut doc, missing } = fetched;
+    if missing.is_empty() {
+        return Ok(doc);
+    }
+    let lacking = format!(
+        "the metadata service's summary has no `{}`",
+        missing.join("` and no `")
+    );
+    let prev = match load_document(output) {
+        Ok(prev) if prev.instance_id == doc.instance_id => prev,
+        Ok(prev) => bail!(
+            "{lacking}, and the previous document {} belongs to instance {}, not {}: nothing to keep",
+            output.display(),
+            prev.instance_id,
+            doc.instance_id
+        ),
+        Err(e) => bail!("{lacking}, and there is no previous document to keep it from ({e})"),
+    };
+    for key in missing {
+        match key {
+            "public-keys" => doc.ssh_keys = prev.ssh_keys.clone(),
+            _ => {
+                let (n, p) = (&mut doc.network, &prev.network);
+                n.mac_address = p.mac_address.clone();
+                n.ipv6_address = p.ipv6_address.clone();
+                n.ipv6_subnet = p.ipv6_subnet.clone();
+                n.ipv6_gateway = p.ipv6_gateway.clone();
+                n.nameservers = p.nameservers.clone();
+            }
+        }
+        log::warn!(
+            "{lacking}: kept `{key}` from the previous document {}",
+            output.display()
+        );
+    }
+    Ok(doc)
 }
 
 fn describe(doc: &Document) -> String {
@@ -170,10 +275,13 @@ pub fn run(opts: &Options) -> anyhow::Result<Outcome> {
     let root = Root::new(&opts.download.root);
     let identity = Identity::read(&root)?;
     let fetcher = opts.download.fetcher()?;
-    let doc = match fetch_document(&fetcher, &root, opts.sync_private_nics) {
+    let doc = match fetch_document(&fetcher, &root, opts.sync_private_nics)
+        .map_err(anyhow::Error::from)
+        .and_then(|fetched| keep_previous_values(fetched, &opts.output))
+    {
         Ok(doc) => doc,
-        Err(e) if opts.download.stdout => return Err(e.into()),
-        Err(e) => return fall_back(&opts.output, &identity, anyhow!(e)),
+        Err(e) if opts.download.stdout => return Err(e),
+        Err(e) => return fall_back(&opts.output, &identity, e),
     };
     match identity.check(doc.instance_id) {
         Ok(Verdict::Matches) => {}

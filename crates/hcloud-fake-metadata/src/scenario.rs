@@ -134,6 +134,8 @@ pub struct Fault {
     pub garbage: bool,
     pub oversize: Option<usize>,
     pub drop: bool,
+    /// Answer with exactly this body (and `status`, default 200): a hand-made broken answer.
+    pub body: Option<String>,
 }
 
 impl Scenario {

@@ -194,6 +194,16 @@ fn respond(state: &Mutex<State>, path: &str) -> (Option<Duration>, Action) {
             if f.drop {
                 return (delay, Action::Drop);
             }
+            if let Some(body) = &f.body {
+                return (
+                    delay,
+                    Action::Answer {
+                        status: f.status.unwrap_or(200),
+                        body: body.clone().into_bytes(),
+                        send: None,
+                    },
+                );
+            }
             if let Some(status) = f.status {
                 return (
                     delay,
