@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use hcloud_metadata::fetch::{DownloadArgs, FetchError, Fetcher, Rejection, Reply};
 use hcloud_metadata::{
     Document, Identity, PrivateNetwork, Root, Summary, Verdict, WriteOptions, WriteOutcome,
@@ -64,11 +64,12 @@ fn log_warnings(what: &str, warnings: &[String]) {
     }
 }
 
-/// The summary. One without `public-keys` or `network-config` is retried; at the end of the
-/// budget the last such answer is returned and the caller keeps the previous values.
+/// The summary. One without `public-keys` or `network-config` is a broken answer (the service
+/// sends `[]` when there is nothing; a body cut short at a line boundary looks like this): it is
+/// retried, and at the end of the budget the run fails like any failed fetch, so the previous
+/// document of this instance is kept whole. Values of such an answer are never used.
 fn fetch_summary(f: &Fetcher) -> Result<Summary, FetchError> {
-    let mut incomplete: Option<Summary> = None;
-    let result = f.get("metadata", |reply| {
+    let summary = f.get("metadata", |reply| {
         accept_ok(&reply)?;
         let summary =
             parse_summary(text(&reply)?).map_err(|e| Rejection::Retry(e.to_string()))?;
@@ -76,22 +77,11 @@ fn fetch_summary(f: &Fetcher) -> Result<Summary, FetchError> {
         if missing.is_empty() {
             return Ok(summary);
         }
-        incomplete = Some(summary);
         Err(Rejection::Retry(format!(
             "the summary has no `{}` (the service sends an empty value when there is none): a broken answer",
             missing.join("` and no `")
         )))
-    });
-    let summary = match (result, incomplete) {
-        (Ok(summary), _) => summary,
-        (Err(e @ FetchError::Exhausted { .. }), Some(summary)) => {
-            log::warn!(
-                "{e}; using the last answer and keeping the previous values of what it lacks"
-            );
-            summary
-        }
-        (Err(e), _) => return Err(e),
-    };
+    })?;
     log_warnings(&f.url("metadata"), &summary.warnings);
     Ok(summary)
 }
@@ -145,15 +135,8 @@ fn listed_macs(private: &[PrivateNetwork]) -> BTreeSet<String> {
         .collect()
 }
 
-/// What was fetched: the document, and the summary keys that were absent (their values are to
-/// be kept from the previous document).
-struct Fetched {
-    doc: Document,
-    missing: Vec<&'static str>,
-}
-
 /// Fetch both bodies (and, with `sync`, wait for private-networks to match the NICs present).
-fn fetch_document(f: &Fetcher, root: &Root, sync: bool) -> Result<Fetched, FetchError> {
+fn fetch_document(f: &Fetcher, root: &Root, sync: bool) -> Result<Document, FetchError> {
     let summary = fetch_summary(f)?;
     let mut private = fetch_private(f)?;
     if sync {
@@ -183,51 +166,7 @@ fn fetch_document(f: &Fetcher, root: &Root, sync: bool) -> Result<Fetched, Fetch
             private = fetch_private(f)?;
         }
     }
-    Ok(Fetched {
-        doc: Document::from_service(&summary, &private),
-        missing: missing_keys(&summary),
-    })
-}
-
-/// Fill what the summary lacked from the previous document of the same instance; `Err` when
-/// there is none (first boot, or a clone whose document is another server's).
-fn keep_previous_values(fetched: Fetched, output: &Path) -> anyhow::Result<Document> {
-    let Fetched { mut doc, missing } = fetched;
-    if missing.is_empty() {
-        return Ok(doc);
-    }
-    let lacking = format!(
-        "the metadata service's summary has no `{}`",
-        missing.join("` and no `")
-    );
-    let prev = match load_document(output) {
-        Ok(prev) if prev.instance_id == doc.instance_id => prev,
-        Ok(prev) => bail!(
-            "{lacking}, and the previous document {} belongs to instance {}, not {}: nothing to keep",
-            output.display(),
-            prev.instance_id,
-            doc.instance_id
-        ),
-        Err(e) => bail!("{lacking}, and there is no previous document to keep it from ({e})"),
-    };
-    for key in missing {
-        match key {
-            "public-keys" => doc.ssh_keys = prev.ssh_keys.clone(),
-            _ => {
-                let (n, p) = (&mut doc.network, &prev.network);
-                n.mac_address = p.mac_address.clone();
-                n.ipv6_address = p.ipv6_address.clone();
-                n.ipv6_subnet = p.ipv6_subnet.clone();
-                n.ipv6_gateway = p.ipv6_gateway.clone();
-                n.nameservers = p.nameservers.clone();
-            }
-        }
-        log::warn!(
-            "{lacking}: kept `{key}` from the previous document {}",
-            output.display()
-        );
-    }
-    Ok(doc)
+    Ok(Document::from_service(&summary, &private))
 }
 
 fn describe(doc: &Document) -> String {
@@ -275,13 +214,10 @@ pub fn run(opts: &Options) -> anyhow::Result<Outcome> {
     let root = Root::new(&opts.download.root);
     let identity = Identity::read(&root)?;
     let fetcher = opts.download.fetcher()?;
-    let doc = match fetch_document(&fetcher, &root, opts.sync_private_nics)
-        .map_err(anyhow::Error::from)
-        .and_then(|fetched| keep_previous_values(fetched, &opts.output))
-    {
+    let doc = match fetch_document(&fetcher, &root, opts.sync_private_nics) {
         Ok(doc) => doc,
-        Err(e) if opts.download.stdout => return Err(e),
-        Err(e) => return fall_back(&opts.output, &identity, e),
+        Err(e) if opts.download.stdout => return Err(e.into()),
+        Err(e) => return fall_back(&opts.output, &identity, anyhow!(e)),
     };
     match identity.check(doc.instance_id) {
         Ok(Verdict::Matches) => {}
