@@ -46,26 +46,15 @@ fn accept_ok(reply: &Reply) -> Result<(), Rejection> {
     }
 }
 
-/// The keys a well-formed summary always has (`[]` when empty): absent means a broken answer.
-fn missing_keys(s: &Summary) -> Vec<&'static str> {
-    let mut missing = Vec::new();
-    if s.public_keys.is_none() {
-        missing.push("public-keys");
-    }
-    if s.public_network.is_none() {
-        missing.push("network-config");
-    }
-    missing
-}
-
 fn log_warnings(what: &str, warnings: &[String]) {
     for w in warnings {
         log::warn!("{what}: {w}");
     }
 }
 
-/// The summary. One without `public-keys` or `network-config` is a broken answer (the service
-/// sends `[]` when there is nothing; a body cut short at a line boundary looks like this): it is
+/// The summary. One without a key the service always sends (`public-keys`, `network-config`,
+/// `hostname`, ...: `[]` when there is nothing; a body cut short at a line boundary looks like
+/// this) is a broken answer: it is
 /// retried, and at the end of the budget the run fails like any failed fetch, so the previous
 /// document of this instance is kept whole. Values of such an answer are never used.
 fn fetch_summary(f: &Fetcher) -> Result<Summary, FetchError> {
@@ -73,13 +62,12 @@ fn fetch_summary(f: &Fetcher) -> Result<Summary, FetchError> {
         accept_ok(&reply)?;
         let summary =
             parse_summary(text(&reply)?).map_err(|e| Rejection::Retry(e.to_string()))?;
-        let missing = missing_keys(&summary);
-        if missing.is_empty() {
+        if summary.lacking.is_empty() {
             return Ok(summary);
         }
         Err(Rejection::Retry(format!(
-            "the summary has no `{}` (the service sends an empty value when there is none): a broken answer",
-            missing.join("` and no `")
+            "the summary has no `{}` (the service always sends it, empty when there is nothing): a broken answer",
+            summary.lacking.join("` and no `")
         )))
     })?;
     log_warnings(&f.url("metadata"), &summary.warnings);

@@ -208,6 +208,20 @@ pub fn write_atomic(
     result.map(|()| WriteOutcome::Written)
 }
 
+/// Test builds only: `HCLOUD_TEST_CRASH_AFTER=<step>` aborts the process right after that step
+/// of the write (`write`, `fsync`, `rename`, `dirsync`), as a power cut or a kill would; the
+/// fault matrix proves the old or the new file is there afterwards, never a partial one.
+/// Release builds have no such hook.
+#[cfg(debug_assertions)]
+fn crash_point(step: &str) {
+    if std::env::var_os("HCLOUD_TEST_CRASH_AFTER").is_some_and(|v| v == step) {
+        std::process::abort();
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn crash_point(_step: &str) {}
+
 fn write_tmp_and_rename(
     tmp: &Path,
     path: &Path,
@@ -230,12 +244,16 @@ fn write_tmp_and_rename(
             .map_err(err("change owner of", tmp))?;
     }
     file.write_all(contents).map_err(err("write", tmp))?;
+    crash_point("write");
     file.sync_all().map_err(err("sync", tmp))?;
+    crash_point("fsync");
     drop(file);
     fs::rename(tmp, path).map_err(err("rename into place", path))?;
+    crash_point("rename");
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(err("sync directory", dir))?;
+    crash_point("dirsync");
     Ok(())
 }
 

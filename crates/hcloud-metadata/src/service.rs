@@ -50,9 +50,24 @@ pub struct Summary {
     pub public_keys: Option<Vec<String>>,
     /// `None`: `network-config` is absent (or unusable); `Some` with no MAC: no public network.
     pub public_network: Option<PublicNetwork>,
+    /// Keys the service always sends (see [`ALWAYS_SENT`]) that are absent or null: a body cut
+    /// short, or broken on the way. The downloader does not use such an answer.
+    pub lacking: Vec<&'static str>,
     /// Every value that was dropped, and why.
     pub warnings: Vec<String>,
 }
+
+/// The keys every summary has: the service sends `[]` or `config: []` when there is nothing,
+/// so an absent one means the answer is broken (the keys come in alphabetical order, so a body
+/// cut at a line boundary always lacks one of them, up to the last, `region`).
+pub const ALWAYS_SENT: [&str; 6] = [
+    "availability-zone",
+    "hostname",
+    "instance-id",
+    "network-config",
+    "public-keys",
+    "region",
+];
 
 /// The public interface as described by `network-config` (cloud-init network config v1).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -198,6 +213,10 @@ pub fn parse_summary(text: &str) -> Result<Summary, ParseError> {
         None | Some(Node::Null) => None,
         Some(v) => parse_network_config(v, &mut w),
     };
+    let lacking = ALWAYS_SENT
+        .into_iter()
+        .filter(|k| map.get(k).is_none_or(Node::is_null))
+        .collect();
     let hostname = opt_text(&map, "hostname", SUMMARY, &mut w);
     let region = opt_text(&map, "region", SUMMARY, &mut w);
     let availability_zone = opt_text(&map, "availability-zone", SUMMARY, &mut w);
@@ -209,6 +228,7 @@ pub fn parse_summary(text: &str) -> Result<Summary, ParseError> {
         public_ipv4,
         public_keys,
         public_network,
+        lacking,
         warnings: w.0,
     })
 }
