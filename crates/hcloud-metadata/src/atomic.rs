@@ -257,6 +257,31 @@ fn write_tmp_and_rename(
     Ok(())
 }
 
+/// Create (or open) an empty marker or lock file, mode 0644, never through a symlink: a link
+/// planted at `path` is refused with [`WriteError::Symlink`] and its target is not created or
+/// truncated. The content of an existing file is left as it is.
+pub fn open_marker(path: &Path) -> Result<File, WriteError> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                WriteError::Symlink {
+                    path: path.to_path_buf(),
+                    target: fs::read_link(path)
+                        .map(|t| t.display().to_string())
+                        .unwrap_or_else(|_| "?".into()),
+                }
+            } else {
+                err("create", path)(e)
+            }
+        })
+}
+
 /// Remove `path` if it exists; fsync the directory. Returns whether something was removed.
 pub fn remove_file(path: &Path) -> Result<bool, WriteError> {
     match fs::remove_file(path) {

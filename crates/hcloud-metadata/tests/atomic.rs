@@ -8,7 +8,7 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use hcloud_metadata::atomic::{WriteError, WriteOptions, WriteOutcome, write_atomic};
+use hcloud_metadata::atomic::{WriteError, WriteOptions, WriteOutcome, open_marker, write_atomic};
 
 fn mode(p: &Path) -> u32 {
     fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
@@ -147,4 +147,25 @@ fn temporary_files_of_a_crashed_run_are_cleaned_whatever_their_pid() {
     );
     assert!(other.exists());
     assert_eq!(fs::read(&p).unwrap(), b"new\n");
+}
+
+#[test]
+fn a_marker_is_never_created_through_a_symlink() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("shadow");
+    fs::write(&victim, b"root:!:19000::::::\n").unwrap();
+    let marker = dir.path().join("pending");
+    symlink(&victim, &marker).unwrap();
+    assert!(matches!(
+        open_marker(&marker),
+        Err(WriteError::Symlink { .. })
+    ));
+    assert_eq!(fs::read(&victim).unwrap(), b"root:!:19000::::::\n");
+    let dangling = dir.path().join("lock");
+    symlink(dir.path().join("sudoers.d-x"), &dangling).unwrap();
+    assert!(open_marker(&dangling).is_err());
+    assert!(!dir.path().join("sudoers.d-x").exists());
+    let plain = dir.path().join("queue-entry");
+    open_marker(&plain).unwrap();
+    assert_eq!(fs::read(&plain).unwrap(), b"");
 }

@@ -9,7 +9,7 @@
 pub mod device;
 pub mod fstab;
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -139,12 +139,8 @@ fn lock(root: &Root) -> Result<Lock, Error> {
             .create(dir)
             .map_err(io("create", dir))?;
     }
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io("open", &path))?;
+    // Never through a symlink planted at the lock's path.
+    let f = hcloud_metadata::atomic::open_marker(&path)?;
     // SAFETY: flock on a file descriptor we own; no memory is involved.
     let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
     if rc != 0 {

@@ -389,3 +389,25 @@ fn a_non_utf8_fstab_keeps_its_bytes() {
     ok(&run(t.path(), &f.base_url(), 100001));
     assert_eq!(fs::read(t.path().join("etc/fstab")).unwrap(), want);
 }
+
+#[test]
+fn a_symlink_planted_at_the_lock_is_refused_and_its_target_never_created() {
+    let f = fake("    - id: 100001\n      automount: true", 300);
+    let t = tree();
+    plug(t.path(), 100001, "sdb", 16, EXT4);
+    fs::create_dir_all(t.path().join("run/hcloud-volumes")).unwrap();
+    symlink(
+        t.path().join("etc/sudoers.d-x"),
+        t.path().join("run/hcloud-volumes/fstab.lock"),
+    )
+    .unwrap();
+    let out = run(t.path(), &f.base_url(), 100001);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("symbolic link"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!t.path().join("etc/sudoers.d-x").exists());
+    assert_eq!(fstab(t.path()), FSTAB);
+}
