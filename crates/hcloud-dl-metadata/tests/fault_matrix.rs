@@ -209,6 +209,18 @@ matrix! {
         serve: |sc| sc.faults.push(Fault { delay_ms: Some(1500), ..fault(SUMMARY) }),
         previous: Prev::None, timeout: "20", expect: Expect::Written(unchanged),
     },
+    summary_trickled_within_the_request_timeout: Row {
+        serve: |sc| sc.faults.push(Fault { trickle_ms: Some(20), ..fault(SUMMARY) }),
+        previous: Prev::None, timeout: "20", expect: Expect::Written(unchanged),
+    },
+    summary_trickled_past_the_request_timeout_keeps_the_previous_document: Row {
+        serve: |sc| sc.faults.push(Fault { trickle_ms: Some(400), ..fault(SUMMARY) }),
+        previous: Prev::This, timeout: "8", expect: Expect::Kept,
+    },
+    summary_trickled_once_then_prompt: Row {
+        serve: |sc| sc.faults.push(Fault { trickle_ms: Some(400), count: Some(1), ..fault(SUMMARY) }),
+        previous: Prev::This, timeout: "20", expect: Expect::Written(unchanged),
+    },
     connection_dropped_twice_then_ok: Row {
         serve: |sc| sc.faults.push(Fault { drop: true, count: Some(2), ..fault("*") }),
         previous: Prev::None, timeout: "20", expect: Expect::Written(unchanged),
