@@ -241,29 +241,18 @@ fn respond(state: &Mutex<State>, path: &str) -> (Option<Duration>, Action) {
                     },
                 );
             }
-            if let Some(ms) = f.trickle_ms {
+            // The normal answer, sent short or slowly.
+            let send = f.truncate_to;
+            let trickle = f.trickle_ms.map(|ms| (16, Duration::from_millis(ms)));
+            if send.is_some() || trickle.is_some() {
                 let (status, body) = normal(&st, path);
-                return (
-                    delay,
-                    Action::Answer {
-                        status,
-                        body,
-                        send: None,
-                        trickle: Some((16, Duration::from_millis(ms))),
-                    },
-                );
-            }
-            if let Some(n) = f.truncate_to {
-                let (status, body) = normal(&st, path);
-                return (
-                    delay,
-                    Action::Answer {
-                        status,
-                        body,
-                        send: Some(n),
-                        trickle: None,
-                    },
-                );
+                let answer = Action::Answer {
+                    status,
+                    body,
+                    send,
+                    trickle,
+                };
+                return (delay, answer);
             }
             break;
         }
