@@ -491,3 +491,67 @@ fn a_read_only_run_directory_keeps_the_previous_files() {
     let (_, file) = rest.split_once('\n').unwrap();
     assert_eq!(file.as_bytes(), before.as_slice());
 }
+
+/// A burst of hotplug events while the refresh runs: every event is taken exactly once, runs
+/// at the same time never leave a partial or a stale file, and the files end as one run
+/// writes them.
+#[test]
+fn a_burst_of_hotplug_events_is_taken_once_and_leaves_whole_files() {
+    let root = TestRoot::new();
+    set_doc(&root, &document());
+    let single = TestRoot::new();
+    set_doc(&single, &document());
+    assert_eq!(single.run(&[]).status.code(), Some(0));
+    let spawn = |args: Vec<String>| {
+        std::process::Command::new(common::BIN)
+            .arg("--root")
+            .arg(root.dir.path())
+            .args(args)
+            .env_remove("JOURNAL_STREAM")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut children = Vec::new();
+    for i in 0..40 {
+        children.push(spawn(vec!["--queue-refresh".into(), format!("ens{i}")]));
+        if i % 8 == 0 {
+            children.push(spawn(vec!["--clear-refresh-queue".into()]));
+            children.push(spawn(vec![]));
+        }
+    }
+    let mut taken = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{log}");
+        if let Some(line) = log
+            .lines()
+            .find(|l| l.contains("refreshing for hotplug event(s):"))
+        {
+            let (_, tags) = line.split_once("event(s): ").unwrap();
+            taken.extend(tags.split_whitespace().map(str::to_string));
+        }
+    }
+    let out = root.run(&["--clear-refresh-queue"]);
+    if let Some(line) = stderr(&out)
+        .lines()
+        .find(|l| l.contains("refreshing for hotplug event(s):"))
+    {
+        let (_, tags) = line.split_once("event(s): ").unwrap();
+        taken.extend(tags.split_whitespace().map(str::to_string));
+    }
+    taken.sort();
+    let mut want: Vec<String> = (0..40).map(|i| format!("ens{i}")).collect();
+    want.sort();
+    assert_eq!(taken, want, "every event exactly once");
+    assert_eq!(root.run(&[]).status.code(), Some(0));
+    assert_eq!(root.files(), single.files());
+    for f in single.files() {
+        assert_eq!(
+            std::fs::read(root.network_dir().join(&f)).unwrap(),
+            std::fs::read(single.network_dir().join(&f)).unwrap(),
+            "{f}"
+        );
+    }
+}
