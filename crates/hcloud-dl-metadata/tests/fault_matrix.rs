@@ -289,6 +289,13 @@ matrix! {
         serve: |sc| { let s = without_top_level_key(&render::summary(sc), "network-config"); body(sc, SUMMARY, s) },
         previous: Prev::This, timeout: "1", expect: Expect::Kept,
     },
+    public_keys_that_are_a_mapping_keep_the_previous_document: Row {
+        serve: |sc| {
+            let s = without_top_level_key(&render::summary(sc), "public-keys") + "public-keys: {ssh-ed25519: AAAA}\n";
+            body(sc, SUMMARY, s)
+        },
+        previous: Prev::This, timeout: "1", expect: Expect::Kept,
+    },
     summary_without_instance_id_keeps_the_previous_document: Row {
         serve: |sc| { let s = without_top_level_key(&render::summary(sc), "instance-id"); body(sc, SUMMARY, s) },
         previous: Prev::This, timeout: "1", expect: Expect::Kept,

@@ -213,9 +213,14 @@ pub fn parse_summary(text: &str) -> Result<Summary, ParseError> {
         None | Some(Node::Null) => None,
         Some(v) => parse_network_config(v, &mut w),
     };
+    // Absent, null, or of a shape that cannot be used (`public-keys: {..}`): all the same.
     let lacking = ALWAYS_SENT
         .into_iter()
-        .filter(|k| map.get(k).is_none_or(Node::is_null))
+        .filter(|k| match *k {
+            "public-keys" => public_keys.is_none(),
+            "network-config" => public_network.is_none(),
+            k => map.get(k).is_none_or(Node::is_null),
+        })
         .collect();
     let hostname = opt_text(&map, "hostname", SUMMARY, &mut w);
     let region = opt_text(&map, "region", SUMMARY, &mut w);

@@ -151,3 +151,15 @@ fn an_absent_key_is_not_an_empty_one() {
     assert_eq!(s.public_keys, Some(vec![]));
     assert_eq!(s.public_network.map(|n| n.mac_address), Some(None));
 }
+
+#[test]
+fn an_unusable_keys_or_network_value_counts_as_lacking() {
+    let full = "availability-zone: a\nhostname: h\ninstance-id: 42\nregion: r\n";
+    let s = parse_summary(&format!("{full}public-keys: {{a: b}}\nnetwork-config: 5\n")).unwrap();
+    assert_eq!(s.lacking, ["network-config", "public-keys"]);
+    let s = parse_summary(&format!(
+        "{full}public-keys: []\nnetwork-config: {{config: []}}\n"
+    ))
+    .unwrap();
+    assert!(s.lacking.is_empty(), "{:?}", s.lacking);
+}
