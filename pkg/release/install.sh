@@ -109,6 +109,14 @@ dest_path() {
 	esac
 }
 
+# Create a directory and its missing parents, outermost first; print each one created relative
+# to the root (one a line: a root or a path may contain spaces).
+mkdirs() {
+	[ -d "$1" ] && return 0
+	mkdirs "$(dirname "$1")" || return 1
+	mkdir -m 0755 "$1" && printf '%s\n' "${1#"$r"/}"
+}
+
 if [ "$mode" = install ]; then
 	if [ "$live" = yes ]; then
 		arch=$(uname -m)
@@ -128,14 +136,8 @@ if [ "$mode" = install ]; then
 	for a in $agents; do add "$a"; done
 	if [ ! -d "$state" ]; then
 		# Note the directories of the record itself, to remove them with the last agent.
-		missing=""
-		d=$state
-		while [ ! -d "$d" ]; do
-			missing="$d $missing"
-			d=$(dirname "$d")
-		done
-		for d in $missing; do mkdir -m 0755 "$d"; done
-		for d in $missing; do echo "${d#"$r"/}"; done >"$state/.state-dirs"
+		created=$(mkdirs "$state")
+		printf '%s\n' "$created" >"$state/.state-dirs"
 	fi
 	for a in $todo; do
 		if [ -f "$r/var/lib/dpkg/info/$a.list" ]; then
@@ -144,21 +146,11 @@ if [ "$mode" = install ]; then
 		record="$state/$a.files"
 		tmp="$record.new"
 		: >"$tmp"
-		while read -r f; do
+		while IFS= read -r f; do
 			p=$(dest_path "$f")
 			dest="$r/$p"
-			dir=$(dirname "$dest")
 			# Note each directory this install creates, outermost first, to remove it later.
-			missing=""
-			d=$dir
-			while [ ! -d "$d" ]; do
-				missing="$d $missing"
-				d=$(dirname "$d")
-			done
-			for d in $missing; do
-				mkdir -m 0755 "$d"
-				echo "${d#"$r"/}" >>"$state/.dirs"
-			done
+			mkdirs "$(dirname "$dest")" >>"$state/.dirs"
 			case "$f" in usr/bin/*) m=0755 ;; *) m=0644 ;; esac
 			cp "$here/$f" "$dest.hcloud-new"
 			chmod "$m" "$dest.hcloud-new"
@@ -183,7 +175,7 @@ if [ "$mode" = install ]; then
 			before=$(find "$r/etc/systemd" -type d 2>/dev/null | sort)
 			systemctl --root="$r" enable $units >/dev/null 2>&1 || die "systemctl --root=$r enable $units failed"
 			# The directories enabling created are recorded with the others.
-			find "$r/etc/systemd" -type d | sort | while read -r d; do
+			find "$r/etc/systemd" -type d | sort | while IFS= read -r d; do
 				printf '%s\n' "$before" | grep -qxF "$d" || echo "${d#"$r"/}" >>"$state/.dirs"
 			done
 		fi
@@ -220,13 +212,13 @@ fi
 for a in $agents; do
 	hook "$a" postrm remove
 	[ "$purge" = yes ] && hook "$a" postrm purge
-	sed -n 's/^file //p' "$state/$a.files" | while read -r f; do rm -f "$r/$f"; done
+	sed -n 's/^file //p' "$state/$a.files" | while IFS= read -r f; do rm -f "$r/$f"; done
 	rm -f "$state/$a.files"
 	echo "removed $a"
 done
 # The directories installs created, innermost first, once empty; the others stay recorded.
 if [ -f "$state/.dirs" ]; then
-	sort -ru "$state/.dirs" | while read -r d; do
+	sort -ru "$state/.dirs" | while IFS= read -r d; do
 		rmdir "$r/$d" 2>/dev/null || echo "$d"
 	done >"$state/.dirs.new"
 	mv -f "$state/.dirs.new" "$state/.dirs"
@@ -235,7 +227,9 @@ if ! ls "$state"/*.files >/dev/null 2>&1; then
 	dirs=$(cat "$state/.state-dirs" 2>/dev/null || true)
 	rm -f "$state/.state-dirs" "$state/.dirs"
 	rmdir "$state" 2>/dev/null || true
-	for d in $(printf '%s\n' $dirs | sort -r); do rmdir "$r/$d" 2>/dev/null || true; done
+	printf '%s\n' "$dirs" | sort -r | while IFS= read -r d; do
+		[ -z "$d" ] || rmdir "$r/$d" 2>/dev/null || true
+	done
 fi
 if [ "$live" = yes ]; then
 	systemctl daemon-reload

@@ -94,6 +94,15 @@ check "--no-enable enables nothing" test ! -e "$E/etc/systemd"
 DESTDIR="$E" "$inst" --uninstall hcloud-volumes >/dev/null
 check "an empty root stays empty" test -z "$(ls -A "$E")"
 
+S="$work/a root/with spaces"
+mkdir -p "$S/etc"
+before_s=$(snapshot "$S")
+check "a --root with spaces installs" quiet "$inst" --root "$S" hcloud-network
+check "a --root with spaces: the binary" test -x "$S/usr/bin/hcloud-network"
+check "a --root with spaces: nothing outside it" test ! -e "$work/a"
+quiet "$inst" --root "$S" --uninstall hcloud-network hcloud-dl-metadata
+check "a --root with spaces is left as it was" test "$(snapshot "$S")" = "$before_s"
+
 mkdir -p "$R/var/lib/dpkg/info"
 : >"$R/var/lib/dpkg/info/hcloud-volumes.list"
 if out=$("$inst" --root "$R" hcloud-volumes 2>&1); then

@@ -48,18 +48,50 @@ fn accept_ok(reply: &Reply) -> Result<(), Rejection> {
     }
 }
 
-fn fetch_summary(f: &Fetcher) -> Result<Summary, FetchError> {
-    f.get("metadata", |reply| {
-        accept_ok(&reply)?;
-        parse_summary(text(&reply)?).map_err(|e| Rejection::Retry(e.to_string()))
-    })
+fn log_warnings(what: &str, warnings: &[String]) {
+    for w in warnings {
+        log::warn!("{what}: {w}");
+    }
 }
 
+/// The summary. One without a key the service always sends (`public-keys`, `network-config`,
+/// `hostname`, ...: `[]` when there is nothing; a body cut short at a line boundary looks like
+/// this) is a broken answer: it is
+/// retried, and at the end of the budget the run fails like any failed fetch, so the previous
+/// document of this instance is kept whole. Values of such an answer are never used.
+fn fetch_summary(f: &Fetcher) -> Result<Summary, FetchError> {
+    let summary = f.get("metadata", |reply| {
+        accept_ok(&reply)?;
+        let summary =
+            parse_summary(text(&reply)?).map_err(|e| Rejection::Retry(e.to_string()))?;
+        if summary.lacking.is_empty() {
+            return Ok(summary);
+        }
+        Err(Rejection::Retry(format!(
+            "the summary has no `{}` (the service always sends it, empty when there is nothing): a broken answer",
+            summary.lacking.join("` and no `")
+        )))
+    })?;
+    log_warnings(&f.url("metadata"), &summary.warnings);
+    Ok(summary)
+}
+
+/// The private networks; a 404 means the server has none (the endpoint is not served then on
+/// some generations), not a failure.
 fn fetch_private(f: &Fetcher) -> Result<Vec<PrivateNetwork>, FetchError> {
-    f.get("metadata/private-networks", |reply| {
+    let parsed = f.get("metadata/private-networks", |reply| {
+        if reply.status == 404 {
+            log::info!(
+                "{}: HTTP 404, taken as no private networks",
+                f.url("metadata/private-networks")
+            );
+            return Ok(Default::default());
+        }
         accept_ok(&reply)?;
         parse_private_networks(text(&reply)?).map_err(|e| Rejection::Retry(e.to_string()))
-    })
+    })?;
+    log_warnings(&f.url("metadata/private-networks"), &parsed.warnings);
+    Ok(parsed.networks)
 }
 
 /// MACs (lower case) of the `86:00:00:*` NICs present under `<root>/sys/class/net`. Virtual

@@ -138,7 +138,7 @@ pub fn expected_document(sc: &hcloud_fake_metadata::Scenario) -> Vec<u8> {
     let summary = parse_summary(&hcloud_fake_metadata::render::summary(sc)).unwrap();
     let private =
         parse_private_networks(&hcloud_fake_metadata::render::private_networks(sc)).unwrap();
-    Document::from_service(&summary, &private).to_json()
+    Document::from_service(&summary, &private.networks).to_json()
 }
 
 /// A previous document of instance `id` on disk.

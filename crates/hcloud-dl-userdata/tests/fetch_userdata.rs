@@ -7,6 +7,7 @@ use common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hcloud-dl-userdata");
 const UD: &str = "/etc/hcloud-userdata";
+const MARK: &str = "/etc/hcloud-userdata.instance-id";
 
 #[test]
 fn binary_user_data_is_written_byte_for_byte_with_mode_0600() {
@@ -54,6 +55,7 @@ fn a_failing_service_leaves_the_previous_user_data() {
     let server = fake(scenario_with("faults:\n  - {path: \"*\", status: 500}\n"));
     let root = root_with_serial(Some("42"));
     std::fs::write(path(root.path(), UD), "previous").unwrap();
+    std::fs::write(path(root.path(), MARK), "42\n").unwrap();
     let out = run(BIN, &server.base_url(), root.path(), &["--timeout", "1.5"]);
     assert!(!out.status.success());
     let err = stderr(&out);
@@ -126,6 +128,7 @@ fn a_prohibit_route_fails_at_once_and_keeps_the_user_data() {
     let root = root_with_serial(Some("42"));
     let p = path(root.path(), UD);
     std::fs::write(&p, "previous\n").unwrap();
+    std::fs::write(path(root.path(), MARK), "42\n").unwrap();
     let (out, took) = run_behind_route(BIN, "prohibit", root.path(), &["--timeout", "30"]);
     let err = stderr(&out);
     assert!(!out.status.success(), "{err}");
@@ -139,4 +142,77 @@ fn a_prohibit_route_fails_at_once_and_keeps_the_user_data() {
     );
     assert!(err.contains("systemd.imds.network=unlocked"), "{err}");
     assert_eq!(std::fs::read_to_string(&p).unwrap(), "previous\n");
+}
+
+#[test]
+fn written_user_data_records_its_instance() {
+    let server = fake(scenario_with(""));
+    let root = root_with_serial(Some("42"));
+    let out = run(BIN, &server.base_url(), root.path(), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(path(root.path(), UD)).unwrap(),
+        b"#cloud-config\nhello: 1\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(path(root.path(), MARK)).unwrap(),
+        "42\n"
+    );
+}
+
+#[test]
+fn a_clone_keeps_no_other_servers_user_data_when_the_fetch_fails() {
+    let server = fake(scenario_with("faults:\n  - {path: \"*\", status: 500}\n"));
+    // The snapshot's files: user data of instance 7; this server is 42.
+    let root = root_with_serial(Some("42"));
+    std::fs::write(path(root.path(), UD), "#cloud-config\nsecret: of-7\n").unwrap();
+    std::fs::write(path(root.path(), MARK), "7\n").unwrap();
+    let out = run(BIN, &server.base_url(), root.path(), &["--timeout", "1"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("instance 7"), "{err}");
+    assert!(
+        !path(root.path(), UD).exists(),
+        "another server's user data was kept"
+    );
+    assert!(!path(root.path(), MARK).exists());
+}
+
+#[test]
+fn user_data_without_a_record_of_its_instance_is_not_kept_on_failure() {
+    let server = fake(scenario_with("faults:\n  - {path: \"*\", status: 500}\n"));
+    let root = root_with_serial(Some("42"));
+    std::fs::write(path(root.path(), UD), "unknown origin").unwrap();
+    let out = run(BIN, &server.base_url(), root.path(), &["--timeout", "1"]);
+    assert!(!out.status.success());
+    assert!(!path(root.path(), UD).exists());
+}
+
+#[test]
+fn a_404_keeps_this_instances_user_data() {
+    // User data is fixed when a server is created: a 404 where there was user data for this
+    // very instance is a broken answer, not "none".
+    let sc = scenario_with("options:\n  empty_userdata: not_found\n");
+    let mut none = sc.clone();
+    none.server.userdata = None;
+    let server = fake(none);
+    let root = root_with_serial(Some("42"));
+    std::fs::write(path(root.path(), UD), "#cloud-config\nmine: 1\n").unwrap();
+    std::fs::write(path(root.path(), MARK), "42\n").unwrap();
+    let out = run(BIN, &server.base_url(), root.path(), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("404"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(path(root.path(), UD)).unwrap(),
+        b"#cloud-config\nmine: 1\n"
+    );
+    // A clone whose previous user data is another server's: the 404 means none.
+    std::fs::write(path(root.path(), MARK), "7\n").unwrap();
+    let out = run(BIN, &server.base_url(), root.path(), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(path(root.path(), UD)).unwrap(), b"");
+    assert_eq!(
+        std::fs::read_to_string(path(root.path(), MARK)).unwrap(),
+        "42\n"
+    );
 }

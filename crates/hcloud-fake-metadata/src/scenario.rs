@@ -134,6 +134,10 @@ pub struct Fault {
     pub garbage: bool,
     pub oversize: Option<usize>,
     pub drop: bool,
+    /// Send the normal answer 16 bytes at a time with this pause (ms) between them.
+    pub trickle_ms: Option<u64>,
+    /// Answer with exactly this body (and `status`, default 200): a hand-made broken answer.
+    pub body: Option<String>,
 }
 
 impl Scenario {

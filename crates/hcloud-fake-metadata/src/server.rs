@@ -166,6 +166,8 @@ enum Action {
         status: u16,
         body: Vec<u8>,
         send: Option<usize>,
+        /// Send the body in chunks of this many bytes with this pause between them.
+        trickle: Option<(usize, Duration)>,
     },
     Drop,
 }
@@ -194,6 +196,17 @@ fn respond(state: &Mutex<State>, path: &str) -> (Option<Duration>, Action) {
             if f.drop {
                 return (delay, Action::Drop);
             }
+            if let Some(body) = &f.body {
+                return (
+                    delay,
+                    Action::Answer {
+                        status: f.status.unwrap_or(200),
+                        body: body.clone().into_bytes(),
+                        send: None,
+                        trickle: None,
+                    },
+                );
+            }
             if let Some(status) = f.status {
                 return (
                     delay,
@@ -201,6 +214,7 @@ fn respond(state: &Mutex<State>, path: &str) -> (Option<Duration>, Action) {
                         status,
                         body: Vec::new(),
                         send: None,
+                        trickle: None,
                     },
                 );
             }
@@ -212,6 +226,7 @@ fn respond(state: &Mutex<State>, path: &str) -> (Option<Duration>, Action) {
                         status: 200,
                         body,
                         send: None,
+                        trickle: None,
                     },
                 );
             }
@@ -222,19 +237,22 @@ fn respond(state: &Mutex<State>, path: &str) -> (Option<Duration>, Action) {
                         status: 200,
                         body: vec![b'x'; n],
                         send: None,
+                        trickle: None,
                     },
                 );
             }
-            if let Some(n) = f.truncate_to {
+            // The normal answer, sent short or slowly.
+            let send = f.truncate_to;
+            let trickle = f.trickle_ms.map(|ms| (16, Duration::from_millis(ms)));
+            if send.is_some() || trickle.is_some() {
                 let (status, body) = normal(&st, path);
-                return (
-                    delay,
-                    Action::Answer {
-                        status,
-                        body,
-                        send: Some(n),
-                    },
-                );
+                let answer = Action::Answer {
+                    status,
+                    body,
+                    send,
+                    trickle,
+                };
+                return (delay, answer);
             }
             break;
         }
@@ -247,6 +265,7 @@ fn respond(state: &Mutex<State>, path: &str) -> (Option<Duration>, Action) {
             status,
             body,
             send: None,
+            trickle: None,
         },
     )
 }
@@ -355,6 +374,7 @@ fn handle(conn: TcpStream, state: &Mutex<State>) -> io::Result<()> {
                 status: 405,
                 body: Vec::new(),
                 send: None,
+                trickle: None,
             },
         )
     };
@@ -377,18 +397,40 @@ fn handle(conn: TcpStream, state: &Mutex<State>) -> io::Result<()> {
         Action::Drop => {
             let _ = conn.shutdown(Shutdown::Both);
         }
-        Action::Answer { status, body, send } => {
+        Action::Answer {
+            status,
+            body,
+            send,
+            trickle,
+        } => {
             let head = format!(
                 "HTTP/1.1 {status} {}\r\nContent-Length: {}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n",
                 reason(status),
                 body.len()
             );
             let mut out = head.into_bytes();
-            if method != "HEAD" {
-                let n = send.unwrap_or(body.len()).min(body.len());
-                out.extend_from_slice(&body[..n]);
+            let n = send.unwrap_or(body.len()).min(body.len());
+            let body = if method == "HEAD" {
+                &[][..]
+            } else {
+                &body[..n]
+            };
+            match trickle {
+                None => {
+                    out.extend_from_slice(body);
+                    let _ = conn.write_all(&out);
+                }
+                Some((chunk, pause)) => {
+                    let _ = conn.write_all(&out);
+                    for part in body.chunks(chunk.max(1)) {
+                        let _ = conn.flush();
+                        thread::sleep(pause);
+                        if conn.write_all(part).is_err() {
+                            break;
+                        }
+                    }
+                }
             }
-            let _ = conn.write_all(&out);
             let _ = conn.flush();
             let _ = conn.shutdown(Shutdown::Both);
         }

@@ -198,3 +198,43 @@ fn a_hostname_credential_is_compared_never_used() {
         "app-7\n"
     );
 }
+
+#[test]
+fn a_symlinked_etc_hostname_is_refused_and_its_target_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_doc(root, 7, Some("app-7"));
+    fs::write(root.join("etc/shadow"), "root:!:19000::::::\n").unwrap();
+    std::os::unix::fs::symlink("shadow", root.join("etc/hostname")).unwrap();
+    let out = run(root);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
+    assert_eq!(
+        fs::read_to_string(root.join("etc/shadow")).unwrap(),
+        "root:!:19000::::::\n"
+    );
+    assert!(
+        fs::symlink_metadata(root.join("etc/hostname"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}
+
+#[test]
+fn a_world_writable_etc_hostname_is_narrowed_to_0644() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_doc(root, 7, Some("app-7"));
+    fs::write(root.join("etc/hostname"), "old\n").unwrap();
+    fs::set_permissions(root.join("etc/hostname"), fs::Permissions::from_mode(0o666)).unwrap();
+    assert!(run(root).status.success());
+    assert_eq!(
+        fs::metadata(root.join("etc/hostname"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
+        0o644
+    );
+}

@@ -1,12 +1,29 @@
-//! Atomic file replacement: a temporary file in the same directory, mode (and owner) set before
-//! the rename, fsync of the file and of the directory. Unchanged content is not rewritten, so
-//! mtimes only move when something changed. A crash, a full disk or a failed write never leaves
-//! a partial or empty file where a good one was.
+//! Atomic file replacement, the one write path of every agent: a temporary file in the same
+//! directory, mode (and owner) set before the rename, fsync of the file and of the directory.
+//! Unchanged content is not rewritten, so mtimes only move when something changed. A crash, a
+//! full disk or a failed write never leaves a partial or empty file where a good one was.
+//!
+//! The rule for modes and links (docs/security.md):
+//!
+//! - [`WriteOptions::mode`] is the file's documented mode: a new file gets it, an existing file
+//!   keeps its own mode when that is narrower, and never ends up wider (a mode of `0666` or a
+//!   setuid bit on the target is narrowed to the documented mode).
+//! - A symlink at the target path is refused with [`WriteError::Symlink`]: never replaced, never
+//!   written through, whatever it points to. The agents own no symlink at any path they write
+//!   (`/etc/hcloud-metadata.json`, `/etc/hcloud-userdata`, `/etc/fstab`, `/etc/hostname`,
+//!   `/run/systemd/network/10-hcloud-*.network`), so a link there was made by someone else
+//!   (NixOS's generated `/etc/fstab`, or a planted link) and is left for a person to look at.
+//!   Anything else that is not a regular file (a directory, a FIFO) is refused the same way.
+//! - The temporary file is `.<name>.tmp-<pid>`, created with `O_EXCL|O_NOFOLLOW`. Before each
+//!   write, leftovers of that name whose process is gone, or that are older than an hour, are
+//!   removed: a crash leaves nothing behind for long, whatever PID the next run gets, and a
+//!   second run writing at the same time keeps its file.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 /// What [`write_atomic`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,7 +32,8 @@ pub enum WriteOutcome {
     Unchanged,
 }
 
-/// Options for [`write_atomic`]: the file mode and, optionally, its owner.
+/// Options for [`write_atomic`]: the documented mode (of a new file, and the ceiling of an
+/// existing one) and, optionally, the owner.
 #[derive(Debug, Clone, Copy)]
 pub struct WriteOptions {
     pub mode: u32,
@@ -28,32 +46,73 @@ impl WriteOptions {
     }
 }
 
-/// An I/O error with the path and the step that failed.
+/// Why a write did not happen; every variant names the path.
 #[derive(Debug, thiserror::Error)]
-#[error("{action} {path}: {error}")]
-pub struct WriteError {
-    pub action: &'static str,
-    pub path: PathBuf,
-    pub error: io::Error,
+pub enum WriteError {
+    #[error("{action} {path}: {error}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        error: io::Error,
+    },
+    #[error(
+        "refusing to write {path}: it is a symbolic link (to {target}); hcloud agents never replace or write through a link they did not make: remove it or make it a regular file"
+    )]
+    Symlink { path: PathBuf, target: String },
+    #[error("refusing to write {path}: it is not a regular file ({kind})")]
+    NotAFile { path: PathBuf, kind: &'static str },
 }
 
 fn err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> WriteError + 'a {
-    move |error| WriteError {
+    move |error| WriteError::Io {
         action,
         path: path.to_path_buf(),
         error,
     }
 }
 
-/// True when `path` is a regular file (not a symlink) with these bytes, this mode and owner.
-fn is_current(path: &Path, contents: &[u8], opts: &WriteOptions) -> bool {
-    let Ok(meta) = fs::symlink_metadata(path) else {
-        return false;
+/// The target as found: `None` when it does not exist yet.
+fn existing(path: &Path) -> Result<Option<fs::Metadata>, WriteError> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(err("inspect", path)(e)),
     };
-    if !meta.file_type().is_file()
-        || meta.permissions().mode() & 0o7777 != opts.mode
-        || meta.len() != contents.len() as u64
-    {
+    let t = meta.file_type();
+    if t.is_symlink() {
+        let target = fs::read_link(path)
+            .map(|t| t.display().to_string())
+            .unwrap_or_else(|_| "?".into());
+        return Err(WriteError::Symlink {
+            path: path.to_path_buf(),
+            target,
+        });
+    }
+    if !t.is_file() {
+        let kind = if t.is_dir() {
+            "a directory"
+        } else {
+            "a special file"
+        };
+        return Err(WriteError::NotAFile {
+            path: path.to_path_buf(),
+            kind,
+        });
+    }
+    Ok(Some(meta))
+}
+
+/// The mode the file gets: the target's own permission bits within the documented mode.
+fn effective_mode(meta: Option<&fs::Metadata>, documented: u32) -> u32 {
+    match meta {
+        Some(m) => m.permissions().mode() & 0o777 & documented,
+        None => documented,
+    }
+}
+
+/// True when the target (a regular file) has these bytes, this mode and owner.
+fn is_current(path: &Path, meta: &fs::Metadata, contents: &[u8], opts: &WriteOptions) -> bool {
+    if meta.permissions().mode() & 0o7777 != opts.mode || meta.len() != contents.len() as u64 {
         return false;
     }
     if let Some((uid, gid)) = opts.owner
@@ -64,13 +123,72 @@ fn is_current(path: &Path, contents: &[u8], opts: &WriteOptions) -> bool {
     fs::read(path).is_ok_and(|old| old == contents)
 }
 
+const TMP_MARK: &str = ".tmp-";
+/// A temporary file this old is a leftover whatever its PID says.
+const STALE_AFTER: Duration = Duration::from_secs(3600);
+
+fn tmp_prefix(name: &str) -> String {
+    format!(".{name}{TMP_MARK}")
+}
+
+fn pid_running(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks for the process; it touches no memory.
+    pid > 0
+        && (unsafe { libc::kill(pid, 0) } == 0
+            || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH))
+}
+
+/// Remove `.<name>.tmp-<pid>` files in `dir` that no running write can own: their process is
+/// gone, the PID is ours (an earlier process that had it), or the file is older than an hour.
+/// Best effort: a failure here never stops the write.
+pub fn clean_stale_temporaries(dir: &Path, name: &str) {
+    let prefix = tmp_prefix(name);
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let now = SystemTime::now();
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|p| p.parse::<i32>().ok().or(Some(i32::MAX)))
+        else {
+            continue;
+        };
+        let Ok(meta) = entry.path().symlink_metadata() else {
+            continue;
+        };
+        let old = meta
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .is_some_and(|age| age > STALE_AFTER);
+        let ours = u32::try_from(pid).is_ok_and(|p| p == std::process::id());
+        if (old || ours || !pid_running(pid)) && fs::remove_file(entry.path()).is_ok() {
+            log::info!(
+                "removed {}, left by an interrupted write",
+                entry.path().display()
+            );
+        }
+    }
+}
+
 /// Replace `path` with `contents` atomically. The parent directory must exist.
 pub fn write_atomic(
     path: &Path,
     contents: &[u8],
     opts: WriteOptions,
 ) -> Result<WriteOutcome, WriteError> {
-    if is_current(path, contents, &opts) {
+    let meta = existing(path)?;
+    let opts = WriteOptions {
+        mode: effective_mode(meta.as_ref(), opts.mode),
+        owner: opts.owner,
+    };
+    if let Some(m) = &meta
+        && is_current(path, m, contents, &opts)
+    {
         return Ok(WriteOutcome::Unchanged);
     }
     let dir = match path.parent() {
@@ -81,13 +199,29 @@ pub fn write_atomic(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "file".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    clean_stale_temporaries(dir, &name);
+    let tmp = dir.join(format!("{}{}", tmp_prefix(&name), std::process::id()));
     let result = write_tmp_and_rename(&tmp, path, dir, contents, &opts);
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     result.map(|()| WriteOutcome::Written)
 }
+
+/// Test builds only: `HCLOUD_TEST_CRASH_AFTER=<step>` ends the process right after that step
+/// of the write (`write`, `fsync`, `rename`, `dirsync`), as a power cut or a kill would; the
+/// fault matrix proves the old or the new file is there afterwards, never a partial one.
+/// Release builds have no such hook.
+#[cfg(debug_assertions)]
+fn crash_point(step: &str) {
+    if std::env::var_os("HCLOUD_TEST_CRASH_AFTER").is_some_and(|v| v == step) {
+        // SAFETY: _exit ends the process at once, like a kill: no cleanup, no core file.
+        unsafe { libc::_exit(137) };
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn crash_point(_step: &str) {}
 
 fn write_tmp_and_rename(
     tmp: &Path,
@@ -96,8 +230,6 @@ fn write_tmp_and_rename(
     contents: &[u8],
     opts: &WriteOptions,
 ) -> Result<(), WriteError> {
-    // A leftover from a crashed run with the same pid would make create_new fail.
-    let _ = fs::remove_file(tmp);
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -113,13 +245,42 @@ fn write_tmp_and_rename(
             .map_err(err("change owner of", tmp))?;
     }
     file.write_all(contents).map_err(err("write", tmp))?;
+    crash_point("write");
     file.sync_all().map_err(err("sync", tmp))?;
+    crash_point("fsync");
     drop(file);
     fs::rename(tmp, path).map_err(err("rename into place", path))?;
+    crash_point("rename");
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(err("sync directory", dir))?;
+    crash_point("dirsync");
     Ok(())
+}
+
+/// Create (or open) an empty marker or lock file, mode 0644, never through a symlink: a link
+/// planted at `path` is refused with [`WriteError::Symlink`] and its target is not created or
+/// truncated. The content of an existing file is left as it is.
+pub fn open_marker(path: &Path) -> Result<File, WriteError> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                WriteError::Symlink {
+                    path: path.to_path_buf(),
+                    target: fs::read_link(path)
+                        .map(|t| t.display().to_string())
+                        .unwrap_or_else(|_| "?".into()),
+                }
+            } else {
+                err("create", path)(e)
+            }
+        })
 }
 
 /// Remove `path` if it exists; fsync the directory. Returns whether something was removed.

@@ -40,7 +40,10 @@ pub struct Network {
 impl Document {
     /// Normalize what the service served into the document.
     pub fn from_service(summary: &Summary, private: &[PrivateNetwork]) -> Document {
-        let public = &summary.public_network;
+        // An absent `network-config` or `public-keys` counts as empty here; the downloader
+        // decides before this whether such an answer is used (it is a broken answer).
+        let none = Default::default();
+        let public = summary.public_network.as_ref().unwrap_or(&none);
         let ipv4 = summary.public_ipv4;
         let ipv6 = public.ipv6;
 
@@ -64,6 +67,7 @@ impl Document {
             ssh_keys: summary
                 .public_keys
                 .iter()
+                .flatten()
                 .map(|k| k.trim().to_string())
                 .collect(),
             network: Network {

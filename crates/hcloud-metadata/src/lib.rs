@@ -13,12 +13,16 @@ pub mod identity;
 pub mod logging;
 pub mod root;
 pub mod service;
+pub mod yaml;
 
 pub use atomic::{WriteOptions, WriteOutcome, write_atomic};
 pub use document::{Document, LoadError, Network, load_document};
 pub use identity::{Identity, IdentityError, Verdict, check_instance};
 pub use root::Root;
-pub use service::{ParseError, PrivateNetwork, Summary, parse_private_networks, parse_summary};
+pub use service::{
+    ParseError, PrivateNetwork, PrivateNetworks, PublicNetwork, Summary, parse_private_networks,
+    parse_summary,
+};
 
 /// Where the document lives on a server.
 pub const DOCUMENT_PATH: &str = "/etc/hcloud-metadata.json";

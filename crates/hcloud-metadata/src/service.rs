@@ -2,13 +2,20 @@
 //! `metadata/private-networks` list (YAML sequence).
 //!
 //! The service's shapes vary between server generations and samples (see
-//! `hetzner-guest-spec.md` §1.3–1.5), so parsing is done on a generic YAML value with tolerant
-//! accessors rather than a strict derive: keys in any order, `instance-id` as integer or string,
-//! MACs quoted or not, `public-ipv4` absent or empty, unknown keys ignored.
+//! `hetzner-guest-spec.md` §1.3–1.5), so parsing is done on a YAML tree with tolerant accessors
+//! rather than a strict derive: keys in any order, `instance-id` as integer or string, MACs
+//! quoted or not, `public-ipv4` absent or empty, unknown keys ignored. Every scalar keeps its
+//! exact text ([`crate::yaml`]): a hostname `08` stays `08`.
+//!
+//! Only a body that is not YAML, the wrong overall shape (not a mapping, not a list) and a
+//! missing or bad `instance-id` are errors. Any other bad value drops that value or that entry
+//! with a warning naming it, and the rest is kept (docs/metadata-document.md#bad-values).
+//! A key that is absent is told apart from an empty one: `public-keys` and `network-config`
+//! are `None` when the summary leaves them out, which the downloader treats as a broken answer.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use serde_json::{Map, Value};
+use crate::yaml::{self, Node};
 
 /// What went wrong while reading a body from the metadata service. The message names the
 /// endpoint and the key, so a person can see which part of the answer was bad.
@@ -39,9 +46,28 @@ pub struct Summary {
     pub region: Option<String>,
     pub availability_zone: Option<String>,
     pub public_ipv4: Option<Ipv4Addr>,
-    pub public_keys: Vec<String>,
-    pub public_network: PublicNetwork,
+    /// `None`: the key is absent (or unusable), a broken answer; `Some(vec![])`: no keys.
+    pub public_keys: Option<Vec<String>>,
+    /// `None`: `network-config` is absent (or unusable); `Some` with no MAC: no public network.
+    pub public_network: Option<PublicNetwork>,
+    /// Keys the service always sends (see [`ALWAYS_SENT`]) that are absent or null: a body cut
+    /// short, or broken on the way. The downloader does not use such an answer.
+    pub lacking: Vec<&'static str>,
+    /// Every value that was dropped, and why.
+    pub warnings: Vec<String>,
 }
+
+/// The keys every summary has: the service sends `[]` or `config: []` when there is nothing,
+/// so an absent one means the answer is broken (the keys come in alphabetical order, so a body
+/// cut at a line boundary always lacks one of them, up to the last, `region`).
+pub const ALWAYS_SENT: [&str; 6] = [
+    "availability-zone",
+    "hostname",
+    "instance-id",
+    "network-config",
+    "public-keys",
+    "region",
+];
 
 /// The public interface as described by `network-config` (cloud-init network config v1).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -71,304 +97,306 @@ pub struct PrivateNetwork {
     pub gateway: Option<String>,
 }
 
+/// What `metadata/private-networks` listed that can be used, and what was dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrivateNetworks {
+    pub networks: Vec<PrivateNetwork>,
+    pub warnings: Vec<String>,
+}
+
 const SUMMARY: &str = "metadata";
 const PRIVATE: &str = "metadata/private-networks";
 
-fn parse_yaml(what: &'static str, text: &str) -> Result<Value, ParseError> {
-    // An empty document is YAML null; callers decide whether that is acceptable.
-    if text.trim().is_empty() {
-        return Ok(Value::Null);
-    }
-    serde_saphyr::from_str::<Value>(text).map_err(|e| ParseError::Yaml {
-        what,
-        reason: first_line(&e.to_string()),
-    })
+fn parse_yaml(what: &'static str, text: &str) -> Result<Node, ParseError> {
+    yaml::parse(text).map_err(|reason| ParseError::Yaml { what, reason })
 }
 
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").trim().to_string()
-}
+/// Collects what was dropped; each warning names the value and the place.
+#[derive(Default)]
+struct Warn(Vec<String>);
 
-fn describe(v: &Value) -> String {
-    match v {
-        Value::Null => "nothing".into(),
-        Value::Bool(b) => format!("the boolean {b}"),
-        Value::Number(n) => format!("the number {n}"),
-        Value::String(s) => format!("the string {s:?}"),
-        Value::Array(_) => "a list".into(),
-        Value::Object(_) => "a mapping".into(),
+impl Warn {
+    fn drop(&mut self, what: &str, why: impl std::fmt::Display) {
+        self.0.push(format!("{what}: {why}; left out"));
     }
 }
 
-/// A scalar as text: YAML may have typed a hostname like `123` or a MAC as a number.
-fn scalar_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.trim().to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
+/// A text value; `None` when absent, null or empty. A list or mapping is dropped with a warning.
+fn opt_text(node: &Node, key: &str, what: &str, w: &mut Warn) -> Option<String> {
+    match node.get(key) {
+        None | Some(Node::Null) => None,
+        Some(Node::Text(s)) => Some(s.trim().to_string()).filter(|s| !s.is_empty()),
+        Some(other) => {
+            w.drop(
+                &format!("{what}: key `{key}`"),
+                format!("expected a text value, got {}", other.describe()),
+            );
+            None
+        }
     }
 }
 
-fn opt_text(map: &Map<String, Value>, key: &str, what: &str) -> Result<Option<String>, ParseError> {
-    match map.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => match scalar_text(v) {
-            Some(s) if s.is_empty() => Ok(None),
-            Some(s) => Ok(Some(s)),
-            None => Err(ParseError::Shape {
-                what: format!("{what}: key `{key}`"),
-                expected: "a text value",
-                got: describe(v),
-            }),
-        },
-    }
-}
-
-fn opt_u64(map: &Map<String, Value>, key: &str, what: &str) -> Result<Option<u64>, ParseError> {
-    match map.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) if n.as_u64().is_some() => Ok(n.as_u64()),
-        Some(Value::String(s)) if s.trim().parse::<u64>().is_ok() => Ok(s.trim().parse().ok()),
+/// A non-negative integer; `Err` names the value.
+fn opt_u64(node: &Node, key: &str, what: &str) -> Result<Option<u64>, ParseError> {
+    match node.get(key) {
+        None | Some(Node::Null) => Ok(None),
+        Some(Node::Text(s)) if s.trim().parse::<u64>().is_ok() => Ok(s.trim().parse().ok()),
         Some(v) => Err(ParseError::Shape {
             what: format!("{what}: key `{key}`"),
             expected: "a non-negative integer",
-            got: describe(v),
+            got: v.describe(),
         }),
     }
 }
 
-/// A list of text values; a single scalar counts as a one-item list, null as empty.
-fn text_list(v: Option<&Value>, what: &str) -> Result<Vec<String>, ParseError> {
+/// A list of text values (a single text counts as a one-item list, null as empty); items that
+/// are not text are dropped. `None` when the value is a mapping.
+fn text_list(v: Option<&Node>, what: &str, w: &mut Warn) -> Option<Vec<String>> {
     match v {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(items)) => items
-            .iter()
-            .enumerate()
-            .filter(|(_, item)| !item.is_null())
-            .map(|(i, item)| {
-                scalar_text(item).ok_or_else(|| ParseError::Shape {
-                    what: format!("{what}[{i}]"),
-                    expected: "a text value",
-                    got: describe(item),
+        None | Some(Node::Null) => Some(Vec::new()),
+        Some(Node::List(items)) => Some(
+            items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| match item {
+                    Node::Null => None,
+                    Node::Text(s) => Some(s.trim().to_string()),
+                    other => {
+                        w.drop(
+                            &format!("{what}[{i}]"),
+                            format!("{} is not text", other.describe()),
+                        );
+                        None
+                    }
                 })
-            })
-            .collect(),
-        Some(v) => scalar_text(v)
-            .map(|s| vec![s])
-            .ok_or_else(|| ParseError::Shape {
-                what: what.to_string(),
-                expected: "a list",
-                got: describe(v),
-            }),
+                .collect(),
+        ),
+        Some(Node::Text(s)) => Some(vec![s.trim().to_string()]),
+        Some(other) => {
+            w.drop(what, format!("expected a list, got {}", other.describe()));
+            None
+        }
     }
 }
 
 /// Parse the body of `GET /hetzner/v1/metadata`.
 pub fn parse_summary(text: &str) -> Result<Summary, ParseError> {
-    let value = parse_yaml(SUMMARY, text)?;
-    let Value::Object(map) = value else {
+    let map = parse_yaml(SUMMARY, text)?;
+    if !matches!(map, Node::Map(_)) {
         return Err(ParseError::Shape {
             what: SUMMARY.into(),
             expected: "a YAML mapping",
-            got: describe(&value),
+            got: map.describe(),
         });
-    };
+    }
     let instance_id = opt_u64(&map, "instance-id", SUMMARY)?.ok_or(ParseError::Missing {
         what: SUMMARY,
         key: "instance-id",
     })?;
-    let public_ipv4 = match opt_text(&map, "public-ipv4", SUMMARY)? {
-        None => None,
-        Some(s) => Some(s.parse::<Ipv4Addr>().map_err(|_| ParseError::Invalid {
-            what: format!("{SUMMARY}: key `public-ipv4`"),
-            reason: format!("{s:?} is not an IPv4 address"),
-        })?),
+    let mut w = Warn::default();
+    let public_ipv4 = opt_text(&map, "public-ipv4", SUMMARY, &mut w).and_then(|s| {
+        s.parse::<Ipv4Addr>()
+            .map_err(|_| {
+                w.drop(
+                    "metadata: key `public-ipv4`",
+                    format!("{s:?} is not an IPv4 address"),
+                )
+            })
+            .ok()
+    });
+    let public_keys = match map.get("public-keys") {
+        None | Some(Node::Null) => None,
+        v => text_list(v, "metadata: key `public-keys`", &mut w)
+            .map(|keys| keys.into_iter().filter(|k| !k.is_empty()).collect()),
     };
-    let public_keys = text_list(map.get("public-keys"), "metadata: key `public-keys`")?
-        .into_iter()
-        .filter(|k| !k.is_empty())
-        .collect();
     let public_network = match map.get("network-config") {
-        None | Some(Value::Null) => PublicNetwork::default(),
-        Some(v) => parse_network_config(v)?,
+        None | Some(Node::Null) => None,
+        Some(v) => parse_network_config(v, &mut w),
     };
+    // Absent, null, or of a shape that cannot be used (`public-keys: {..}`): all the same.
+    let lacking = ALWAYS_SENT
+        .into_iter()
+        .filter(|k| match *k {
+            "public-keys" => public_keys.is_none(),
+            "network-config" => public_network.is_none(),
+            k => map.get(k).is_none_or(Node::is_null),
+        })
+        .collect();
+    let hostname = opt_text(&map, "hostname", SUMMARY, &mut w);
+    let region = opt_text(&map, "region", SUMMARY, &mut w);
+    let availability_zone = opt_text(&map, "availability-zone", SUMMARY, &mut w);
     Ok(Summary {
         instance_id,
-        hostname: opt_text(&map, "hostname", SUMMARY)?,
-        region: opt_text(&map, "region", SUMMARY)?,
-        availability_zone: opt_text(&map, "availability-zone", SUMMARY)?,
+        hostname,
+        region,
+        availability_zone,
         public_ipv4,
         public_keys,
         public_network,
+        lacking,
+        warnings: w.0,
     })
 }
 
 /// Parse the `network-config` value (cloud-init network config v1) of the summary. Accepts the
 /// current shape, the historical `eth0:0` second entry with an IPv6 route, separate
-/// `type: nameserver` entries and IPv6 subnets without `type`.
-pub fn parse_network_config(v: &Value) -> Result<PublicNetwork, ParseError> {
+/// `type: nameserver` entries and IPv6 subnets without `type`. `None` when its shape is not
+/// usable at all (no `config` list): a broken answer, like an absent key.
+fn parse_network_config(v: &Node, w: &mut Warn) -> Option<PublicNetwork> {
     const WHAT: &str = "metadata: network-config";
     let config = match v {
-        Value::Object(m) => m.get("config").cloned().unwrap_or(Value::Null),
+        Node::Map(_) => v.get("config").unwrap_or(&Node::Null),
         // Some dumps give the list directly.
-        Value::Array(_) => v.clone(),
+        Node::List(_) => v,
         other => {
-            return Err(ParseError::Shape {
-                what: WHAT.into(),
-                expected: "a mapping with `config`",
-                got: describe(other),
-            });
+            w.drop(
+                WHAT,
+                format!("expected a mapping with `config`, got {}", other.describe()),
+            );
+            return None;
         }
     };
-    let entries = match config {
-        Value::Null => Vec::new(),
-        Value::Array(items) => items,
-        other => {
-            return Err(ParseError::Shape {
-                what: format!("{WHAT}.config"),
-                expected: "a list",
-                got: describe(&other),
-            });
-        }
+    let Node::List(entries) = config else {
+        w.drop(
+            &format!("{WHAT}.config"),
+            format!("expected a list, got {}", config.describe()),
+        );
+        return None;
     };
     let mut net = PublicNetwork::default();
     for (i, entry) in entries.iter().enumerate() {
         let what = format!("{WHAT}.config[{i}]");
-        let Value::Object(entry) = entry else {
-            return Err(ParseError::Shape {
-                what,
-                expected: "a mapping",
-                got: describe(entry),
-            });
-        };
-        let kind = opt_text(entry, "type", &what)?.unwrap_or_default();
+        if !matches!(entry, Node::Map(_)) {
+            w.drop(
+                &what,
+                format!("expected a mapping, got {}", entry.describe()),
+            );
+            continue;
+        }
+        let kind = opt_text(entry, "type", &what, w).unwrap_or_default();
         match kind.as_str() {
             "nameserver" => {
-                for a in text_list(entry.get("address"), &format!("{what}.address"))? {
-                    net.nameservers
-                        .push(parse_ip(&a, &format!("{what}.address"))?);
+                let what = format!("{what}.address");
+                for a in text_list(entry.get("address"), &what, w).unwrap_or_default() {
+                    push_ip(&mut net.nameservers, &a, &what, w);
                 }
             }
             "physical" | "" => {
                 if net.mac_address.is_none()
-                    && let Some(mac) = opt_text(entry, "mac_address", &what)?
+                    && let Some(mac) = opt_text(entry, "mac_address", &what, w)
                 {
-                    net.mac_address = Some(normalize_mac(&mac, &what)?);
+                    match normalize_mac(&mac, &what) {
+                        Ok(mac) => net.mac_address = Some(mac),
+                        Err(e) => w.0.push(format!("{e}; left out")),
+                    }
                 }
-                parse_physical(entry, &what, &mut net)?;
+                parse_physical(entry, &what, &mut net, w);
             }
             // Bonds, VLANs and the like never appear on Hetzner; ignore rather than fail.
             _ => {}
         }
     }
-    Ok(net)
+    Some(net)
 }
 
-fn parse_physical(
-    entry: &Map<String, Value>,
-    what: &str,
-    net: &mut PublicNetwork,
-) -> Result<(), ParseError> {
-    let subnets = match entry.get("subnets") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(s)) => s.clone(),
+fn push_ip(list: &mut Vec<IpAddr>, s: &str, what: &str, w: &mut Warn) {
+    match s.parse() {
+        Ok(ip) => list.push(ip),
+        Err(_) => w.drop(what, format!("{s:?} is not an IP address")),
+    }
+}
+
+fn parse_physical(entry: &Node, what: &str, net: &mut PublicNetwork, w: &mut Warn) {
+    let subnets: &[Node] = match entry.get("subnets") {
+        None | Some(Node::Null) => &[],
+        Some(Node::List(s)) => s,
         Some(other) => {
-            return Err(ParseError::Shape {
-                what: format!("{what}.subnets"),
-                expected: "a list",
-                got: describe(other),
-            });
+            w.drop(
+                &format!("{what}.subnets"),
+                format!("expected a list, got {}", other.describe()),
+            );
+            &[]
         }
     };
     for (j, subnet) in subnets.iter().enumerate() {
         let what = format!("{what}.subnets[{j}]");
-        let Value::Object(subnet) = subnet else {
-            return Err(ParseError::Shape {
-                what,
-                expected: "a mapping",
-                got: describe(subnet),
-            });
-        };
-        for ns in text_list(
-            subnet.get("dns_nameservers"),
-            &format!("{what}.dns_nameservers"),
-        )? {
-            net.nameservers
-                .push(parse_ip(&ns, &format!("{what}.dns_nameservers"))?);
+        if !matches!(subnet, Node::Map(_)) {
+            w.drop(
+                &what,
+                format!("expected a mapping, got {}", subnet.describe()),
+            );
+            continue;
         }
-        let Some(address) = opt_text(subnet, "address", &what)? else {
+        let ns_what = format!("{what}.dns_nameservers");
+        for ns in text_list(subnet.get("dns_nameservers"), &ns_what, w).unwrap_or_default() {
+            push_ip(&mut net.nameservers, &ns, &ns_what, w);
+        }
+        let Some(address) = opt_text(subnet, "address", &what, w) else {
             continue; // a DHCP subnet: its address comes from `public-ipv4`.
         };
         let (addr, prefix) = match address.split_once('/') {
             Some((a, p)) => (a.to_string(), Some(p.to_string())),
-            None => (address.clone(), opt_text(subnet, "prefix", &what)?),
+            None => (address.clone(), opt_text(subnet, "prefix", &what, w)),
         };
         let Ok(ip) = addr.parse::<Ipv6Addr>() else {
             // A static IPv4 subnet is not something Hetzner serves; the public IPv4 comes from
-            // `public-ipv4` and DHCP. Reject text that is no address at all.
-            if addr.parse::<Ipv4Addr>().is_ok() {
-                continue;
+            // `public-ipv4` and DHCP. Text that is no address at all (or an address with a
+            // zone id, which a static address never has) is dropped.
+            if addr.parse::<Ipv4Addr>().is_err() {
+                w.drop(
+                    &format!("{what}.address"),
+                    format!("{address:?} is not an IP address"),
+                );
             }
-            return Err(ParseError::Invalid {
-                what: format!("{what}.address"),
-                reason: format!("{address:?} is not an IP address"),
-            });
+            continue;
         };
-        let prefix =
-            match prefix {
-                None => 64,
-                Some(p) => p.parse::<u8>().ok().filter(|p| *p <= 128).ok_or_else(|| {
-                    ParseError::Invalid {
-                        what: format!("{what}.address"),
-                        reason: format!("{address:?} has an invalid IPv6 prefix length"),
-                    }
-                })?,
-            };
+        let prefix = match prefix {
+            None => Some(64),
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= 128),
+        };
+        let Some(prefix) = prefix else {
+            w.drop(
+                &format!("{what}.address"),
+                format!("{address:?} has an invalid IPv6 prefix length"),
+            );
+            continue;
+        };
         if net.ipv6.is_none() {
             net.ipv6 = Some((ip, prefix));
         }
         if net.ipv6_gateway.is_none()
-            && let Some(gw) = opt_text(subnet, "gateway", &what)?
+            && let Some(gw) = opt_text(subnet, "gateway", &what, w)
         {
-            net.ipv6_gateway = Some(parse_v6_gateway(&gw, &format!("{what}.gateway"))?);
+            net.ipv6_gateway = parse_v6_gateway(&gw, &format!("{what}.gateway"), w);
         }
     }
     // Historical shape: the gateway as a default route on the `eth0:0` entry.
     if net.ipv6_gateway.is_none()
-        && let Some(Value::Array(routes)) = entry.get("routes")
+        && let Some(Node::List(routes)) = entry.get("routes")
     {
         for (k, route) in routes.iter().enumerate() {
             let what = format!("{what}.routes[{k}]");
-            let Value::Object(route) = route else {
+            if !matches!(route, Node::Map(_)) {
                 continue;
-            };
-            let network = opt_text(route, "network", &what)?.unwrap_or_default();
-            let netmask = opt_text(route, "netmask", &what)?.unwrap_or_default();
+            }
+            let network = opt_text(route, "network", &what, w).unwrap_or_default();
+            let netmask = opt_text(route, "netmask", &what, w).unwrap_or_default();
             let default =
                 (network == "::" || network == "::/0") && (netmask == "0" || netmask.is_empty());
-            if let (true, Some(gw)) = (default, opt_text(route, "gateway", &what)?) {
-                net.ipv6_gateway = Some(parse_v6_gateway(&gw, &format!("{what}.gateway"))?);
+            if let (true, Some(gw)) = (default, opt_text(route, "gateway", &what, w)) {
+                net.ipv6_gateway = parse_v6_gateway(&gw, &format!("{what}.gateway"), w);
                 break;
             }
         }
     }
-    Ok(())
 }
 
-fn parse_ip(s: &str, what: &str) -> Result<IpAddr, ParseError> {
-    s.parse().map_err(|_| ParseError::Invalid {
-        what: what.to_string(),
-        reason: format!("{s:?} is not an IP address"),
-    })
-}
-
-fn parse_v6_gateway(s: &str, what: &str) -> Result<Ipv6Addr, ParseError> {
+/// The IPv6 gateway; a `%iface` scope (cloud-init's link-local notation) is stripped.
+fn parse_v6_gateway(s: &str, what: &str, w: &mut Warn) -> Option<Ipv6Addr> {
     let bare = s.split_once('%').map_or(s, |(a, _)| a);
-    bare.parse().map_err(|_| ParseError::Invalid {
-        what: what.to_string(),
-        reason: format!("{s:?} is not an IPv6 address"),
-    })
+    bare.parse()
+        .map_err(|_| w.drop(what, format!("{s:?} is not an IPv6 address")))
+        .ok()
 }
 
 /// Lower-case `xx:xx:xx:xx:xx:xx`; anything else is an error naming the value.
@@ -390,50 +418,65 @@ pub fn normalize_mac(s: &str, what: &str) -> Result<String, ParseError> {
 }
 
 /// Parse the body of `GET /hetzner/v1/metadata/private-networks`. An empty body or `[]` means
-/// no private networks.
-pub fn parse_private_networks(text: &str) -> Result<Vec<PrivateNetwork>, ParseError> {
-    let value = parse_yaml(PRIVATE, text)?;
-    let items = match value {
-        Value::Null => return Ok(Vec::new()),
-        Value::Array(items) => items,
+/// no private networks. An entry whose MAC or `interface_num` is bad (it cannot be matched to
+/// a NIC) is dropped whole; any other bad value is dropped alone.
+pub fn parse_private_networks(text: &str) -> Result<PrivateNetworks, ParseError> {
+    let items = match parse_yaml(PRIVATE, text)? {
+        Node::Null => return Ok(PrivateNetworks::default()),
+        Node::List(items) => items,
         other => {
             return Err(ParseError::Shape {
                 what: PRIVATE.into(),
                 expected: "a YAML list",
-                got: describe(&other),
+                got: other.describe(),
             });
         }
     };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let what = format!("{PRIVATE}[{i}]");
-            let Value::Object(m) = item else {
-                return Err(ParseError::Shape {
-                    what,
-                    expected: "a mapping",
-                    got: describe(item),
-                });
-            };
-            let mac_address = match opt_text(m, "mac_address", &what)? {
-                Some(mac) => Some(normalize_mac(&mac, &what)?),
-                None => None,
-            };
-            Ok(PrivateNetwork {
-                ip: opt_text(m, "ip", &what)?,
-                alias_ips: text_list(m.get("alias_ips"), &format!("{what}.alias_ips"))?
-                    .into_iter()
-                    .filter(|s| !s.is_empty())
-                    .collect(),
-                interface_num: opt_u64(m, "interface_num", &what)?,
-                mac_address,
-                network_id: opt_u64(m, "network_id", &what)?,
-                network_name: opt_text(m, "network_name", &what)?,
-                network: opt_text(m, "network", &what)?,
-                subnet: opt_text(m, "subnet", &what)?,
-                gateway: opt_text(m, "gateway", &what)?,
-            })
-        })
-        .collect()
+    let mut w = Warn::default();
+    let mut networks = Vec::new();
+    for (i, m) in items.iter().enumerate() {
+        let what = format!("{PRIVATE}[{i}]");
+        match private_entry(m, &what, &mut w) {
+            Ok(p) => networks.push(p),
+            Err(e) => w.0.push(format!("{e}; this private network is left out")),
+        }
+    }
+    Ok(PrivateNetworks {
+        networks,
+        warnings: w.0,
+    })
+}
+
+fn private_entry(m: &Node, what: &str, w: &mut Warn) -> Result<PrivateNetwork, ParseError> {
+    if !matches!(m, Node::Map(_)) {
+        return Err(ParseError::Shape {
+            what: what.to_string(),
+            expected: "a mapping",
+            got: m.describe(),
+        });
+    }
+    let mac_address = match opt_text(m, "mac_address", what, w) {
+        Some(mac) => Some(normalize_mac(&mac, what)?),
+        None => None,
+    };
+    let interface_num = opt_u64(m, "interface_num", what)?;
+    let network_id = opt_u64(m, "network_id", what).unwrap_or_else(|e| {
+        w.0.push(format!("{e}; left out"));
+        None
+    });
+    Ok(PrivateNetwork {
+        ip: opt_text(m, "ip", what, w),
+        alias_ips: text_list(m.get("alias_ips"), &format!("{what}.alias_ips"), w)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect(),
+        interface_num,
+        mac_address,
+        network_id,
+        network_name: opt_text(m, "network_name", what, w),
+        network: opt_text(m, "network", what, w),
+        subnet: opt_text(m, "subnet", what, w),
+        gateway: opt_text(m, "gateway", what, w),
+    })
 }

@@ -37,33 +37,34 @@ fn a_list_is_not_a_summary() {
 
 #[test]
 fn bad_values_name_their_key() {
-    assert!(err("instance-id: 1\npublic-ipv4: 999.1.1.1\n").contains("`public-ipv4`"));
     assert!(err("instance-id: -5\n").contains("`instance-id`"));
-    let e = err(
+    let warnings = |text: &str| parse_summary(text).expect("parses").warnings.join("\n");
+    assert!(warnings("instance-id: 1\npublic-ipv4: 999.1.1.1\n").contains("`public-ipv4`"));
+    let w = warnings(
         "instance-id: 1\nnetwork-config:\n  config:\n  - type: physical\n    mac_address: zz:00\n",
     );
-    assert!(e.contains("mac_address") && e.contains("zz:00"), "{e}");
-    let e = err(
+    assert!(w.contains("mac_address") && w.contains("zz:00"), "{w}");
+    let w = warnings(
         "instance-id: 1\nnetwork-config:\n  config:\n  - type: physical\n    mac_address: 96:00:00:00:00:01\n    subnets:\n    - address: nope/64\n",
     );
-    assert!(e.contains("subnets[0].address"), "{e}");
+    assert!(w.contains("subnets[0].address"), "{w}");
 }
 
 #[test]
 fn private_networks_errors_name_the_entry() {
-    let e = parse_private_networks("- ip: 10.0.0.2\n  interface_num: one\n")
-        .unwrap_err()
-        .to_string();
+    let p = parse_private_networks("- ip: 10.0.0.2\n  interface_num: one\n").unwrap();
+    assert!(p.networks.is_empty());
+    let w = p.warnings.join("\n");
     assert!(
-        e.contains("metadata/private-networks[0]") && e.contains("interface_num"),
-        "{e}"
+        w.contains("metadata/private-networks[0]") && w.contains("interface_num"),
+        "{w}"
     );
     let e = parse_private_networks("ip: 10.0.0.2\n")
         .unwrap_err()
         .to_string();
     assert!(e.contains("expected a YAML list"), "{e}");
-    assert_eq!(parse_private_networks("").unwrap(), vec![]);
-    assert_eq!(parse_private_networks("[]\n").unwrap(), vec![]);
+    assert_eq!(parse_private_networks("").unwrap().networks, vec![]);
+    assert_eq!(parse_private_networks("[]\n").unwrap().networks, vec![]);
 }
 
 #[test]
@@ -74,10 +75,13 @@ fn an_unquoted_all_digit_mac_stays_a_mac() {
     )
     .unwrap();
     assert_eq!(
-        s.public_network.mac_address.as_deref(),
+        s.public_network.and_then(|n| n.mac_address).as_deref(),
         Some("96:00:00:11:22:33")
     );
     let p =
         parse_private_networks("- mac_address: 86:00:00:00:00:01\n  interface_num: 1\n").unwrap();
-    assert_eq!(p[0].mac_address.as_deref(), Some("86:00:00:00:00:01"));
+    assert_eq!(
+        p.networks[0].mac_address.as_deref(),
+        Some("86:00:00:00:00:01")
+    );
 }

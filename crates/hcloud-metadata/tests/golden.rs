@@ -24,7 +24,19 @@ fn document_for(dir: &Path) -> Document {
         std::fs::read_to_string(dir.join("private-networks.yaml")).expect("private-networks.yaml");
     let summary = parse_summary(&md).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     let private = parse_private_networks(&pn).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    Document::from_service(&summary, &private)
+    assert!(
+        summary.warnings.is_empty(),
+        "{}: {:?}",
+        dir.display(),
+        summary.warnings
+    );
+    assert!(
+        private.warnings.is_empty(),
+        "{}: {:?}",
+        dir.display(),
+        private.warnings
+    );
+    Document::from_service(&summary, &private.networks)
 }
 
 #[test]

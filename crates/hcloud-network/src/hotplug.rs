@@ -58,10 +58,10 @@ pub fn queue(root: &Root, tag: &str) -> Result<PathBuf, QueueError> {
         source,
     })?;
     let path = dir.join(marker_name(tag));
-    fs::write(&path, b"").map_err(|source| QueueError {
+    hcloud_metadata::atomic::open_marker(&path).map_err(|e| QueueError {
         action: "write",
         path: path.clone(),
-        source,
+        source: std::io::Error::other(e.to_string()),
     })?;
     Ok(path)
 }

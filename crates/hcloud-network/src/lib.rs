@@ -230,7 +230,7 @@ pub fn run(cfg: &Config) -> Result<Outcome, RunError> {
         if was_pending && !changes.any() {
             log::info!("an earlier run wrote files but did not reload networkd: reloading now");
         }
-        if let Err(e) = std::fs::write(&pending, b"") {
+        if let Err(e) = hcloud_metadata::atomic::open_marker(&pending) {
             log::debug!(
                 "cannot mark the reload as pending ({}): {e}",
                 pending.display()

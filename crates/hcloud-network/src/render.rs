@@ -241,6 +241,7 @@ fn public(doc: &Document) -> Result<Option<Public>, String> {
             Some((addr, gw))
         }
     };
+    let mut dropped = Vec::new();
     let ipv6 = match (n.ipv6_subnet.as_deref(), n.ipv6_address.as_deref()) {
         (None, None) => None,
         (None, Some(a)) => {
@@ -250,6 +251,11 @@ fn public(doc: &Document) -> Result<Option<Public>, String> {
         }
         (Some(s), _) => {
             let subnet: Ipv6Network = parse("ipv6_subnet", s, "IPv6 address with prefix (CIDR)")?;
+            if subnet.prefix() == 0 {
+                dropped.push(format!(
+                    "ipv6_subnet {s:?} has the prefix /0 (every address on-link); IPv6 is left out"
+                ));
+            }
             let gw = match n.ipv6_gateway.as_deref() {
                 Some(g) => parse(
                     "ipv6_gateway",
@@ -258,13 +264,12 @@ fn public(doc: &Document) -> Result<Option<Public>, String> {
                 )?,
                 None => DEFAULT_IPV6_GATEWAY,
             };
-            Some((subnet, gw))
+            Some((subnet, gw)).filter(|(subnet, _)| subnet.prefix() != 0)
         }
     };
 
     // Resolvers of the families this server has; Hetzner's when the document names none.
     let mut dns = Vec::new();
-    let mut dropped = Vec::new();
     for s in &n.nameservers {
         match s.trim().parse::<IpAddr>() {
             Ok(ip) if !dns.contains(&ip) => dns.push(ip),
@@ -398,6 +403,12 @@ fn private(p: &PrivateNetwork) -> Result<Private, String> {
     // Normalize `10.0.0.5/16` to `10.0.0.0/16`.
     let network = Ipv4Network::new(cidr.network(), cidr.prefix())
         .map_err(|e| format!("network {network_text:?}: {e}"))?;
+    if network.prefix() == 0 {
+        // A route to every address through a private network would take over the default route.
+        return Err(format!(
+            "network {network_text:?} is {network}, every address: refused, a private network never carries the default route"
+        ));
+    }
     if let Some(s) = p.subnet.as_deref() {
         let _: Ipv4Network = parse("subnet", s, "IPv4 CIDR")?;
     }
@@ -683,5 +694,50 @@ mod tests {
         let r = render(&doc(n), &RenderOptions::default());
         assert!(r.files.is_empty());
         assert!(r.problems[0].reason.contains("mac_address is null"));
+    }
+
+    #[test]
+    fn a_private_network_of_every_address_is_refused() {
+        let mut n = Network::default();
+        n.private.push(private_entry(
+            "86:00:00:00:00:01",
+            "10.0.0.2",
+            "0.0.0.0/0",
+            "10.0.0.1",
+        ));
+        n.private.push(private_entry(
+            "86:00:00:00:00:02",
+            "10.1.0.2",
+            "10.1.0.0/16",
+            "10.1.0.1",
+        ));
+        let r = render(&doc(n), &RenderOptions::default());
+        assert_eq!(r.files.len(), 1, "{:?}", r.files.keys());
+        assert!(!r.files.values().any(|t| t.contains("0.0.0.0/0")));
+        assert_eq!(r.problems.len(), 1);
+        assert_eq!(r.problems[0].effect, Effect::Skipped);
+        assert!(
+            r.problems[0].reason.contains("0.0.0.0/0"),
+            "{:?}",
+            r.problems
+        );
+    }
+
+    #[test]
+    fn a_public_ipv6_prefix_of_zero_is_dropped_and_ipv4_kept() {
+        let n = Network {
+            mac_address: Some("96:00:00:00:00:01".into()),
+            ipv4_address: Some("203.0.113.10".into()),
+            ipv6_address: Some("2001:db8::1".into()),
+            ipv6_subnet: Some("2001:db8::1/0".into()),
+            ..Network::default()
+        };
+        let r = render(&doc(n), &RenderOptions::default());
+        let text = &r.files[PUBLIC_FILE];
+        assert!(!text.contains("2001:db8"), "{text}");
+        assert!(text.contains("DHCP=ipv4"), "{text}");
+        assert_eq!(r.problems.len(), 1);
+        assert_eq!(r.problems[0].effect, Effect::Dropped);
+        assert!(r.problems[0].reason.contains("/0"), "{:?}", r.problems);
     }
 }

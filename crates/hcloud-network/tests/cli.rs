@@ -400,3 +400,158 @@ fn a_competing_cloud_init_network_config_is_warned_about_and_nothing_else_change
         "[Match]\nName=eth0\n"
     );
 }
+
+#[test]
+fn a_symlink_planted_at_an_output_file_is_refused_and_left_alone() {
+    let root = TestRoot::new();
+    set_doc(&root, &document());
+    root.write("/etc/shadow", "root:!:19000::::::\n");
+    std::fs::create_dir_all(root.network_dir()).unwrap();
+    std::os::unix::fs::symlink(root.path("/etc/shadow"), root.network_dir().join(PUBLIC)).unwrap();
+    let out = root.run(&[]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(root.path("/etc/shadow")).unwrap(),
+        "root:!:19000::::::\n"
+    );
+    assert!(
+        std::fs::symlink_metadata(root.network_dir().join(PUBLIC))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}
+
+/// `/run` full or read-only (a real tmpfs in a private mount namespace): the run fails, the
+/// files of the previous run are there byte for byte, no temporary file is left.
+fn run_with_run_dir(setup: &str) -> (String, String, Vec<u8>) {
+    let root = TestRoot::new();
+    set_doc(&root, &document());
+    let first = root.run(&[]);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let before = std::fs::read(root.network_dir().join(PUBLIC)).unwrap();
+    // A changed document, so the second run has to write.
+    let mut doc = document();
+    doc["network"]["nameservers"] = json!(["185.12.64.2"]);
+    set_doc(&root, &doc);
+    let script = format!(
+        r#"set -eu
+mkdir -p "$R/run.saved"
+cp -a "$R/run/systemd/network/." "$R/run.saved/"
+mount -t tmpfs -o size=64k tmpfs "$R/run"
+mkdir -p "$R/run/systemd/network"
+cp -a "$R/run.saved/." "$R/run/systemd/network/"
+{setup}
+set +e
+"$BIN" --root "$R"
+echo "rc=$?"
+ls -a "$R/run/systemd/network" | grep -c tmp || true
+cat "$R/run/systemd/network/{PUBLIC}"
+"#
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .env("R", root.dir.path())
+        .env("BIN", common::BIN)
+        .env_remove("JOURNAL_STREAM")
+        .output()
+        .expect("unshare");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        before,
+    )
+}
+
+#[test]
+fn a_full_run_directory_keeps_the_previous_files() {
+    let (stdout, stderr, before) =
+        run_with_run_dir(r#"dd if=/dev/zero of="$R/run/filler" bs=4k 2>/dev/null || true"#);
+    assert!(
+        stdout.starts_with("rc=") && !stdout.starts_with("rc=0"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    let (_, rest) = stdout.split_once('\n').unwrap();
+    let (tmp_count, file) = rest.split_once('\n').unwrap();
+    assert_eq!(tmp_count, "0", "a temporary file was left behind");
+    assert_eq!(file.as_bytes(), before.as_slice());
+}
+
+#[test]
+fn a_read_only_run_directory_keeps_the_previous_files() {
+    let (stdout, stderr, before) = run_with_run_dir(r#"mount -o remount,ro "$R/run""#);
+    assert!(
+        stdout.starts_with("rc=") && !stdout.starts_with("rc=0"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(stderr.contains("Read-only file system"), "{stderr}");
+    let (_, rest) = stdout.split_once('\n').unwrap();
+    let (_, file) = rest.split_once('\n').unwrap();
+    assert_eq!(file.as_bytes(), before.as_slice());
+}
+
+/// A burst of hotplug events while the refresh runs: every event is taken exactly once, runs
+/// at the same time never leave a partial or a stale file, and the files end as one run
+/// writes them.
+#[test]
+fn a_burst_of_hotplug_events_is_taken_once_and_leaves_whole_files() {
+    let root = TestRoot::new();
+    set_doc(&root, &document());
+    let single = TestRoot::new();
+    set_doc(&single, &document());
+    assert_eq!(single.run(&[]).status.code(), Some(0));
+    let spawn = |args: Vec<String>| {
+        std::process::Command::new(common::BIN)
+            .arg("--root")
+            .arg(root.dir.path())
+            .args(args)
+            .env_remove("JOURNAL_STREAM")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut children = Vec::new();
+    for i in 0..40 {
+        children.push(spawn(vec!["--queue-refresh".into(), format!("ens{i}")]));
+        if i % 8 == 0 {
+            children.push(spawn(vec!["--clear-refresh-queue".into()]));
+            children.push(spawn(vec![]));
+        }
+    }
+    let mut taken = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{log}");
+        if let Some(line) = log
+            .lines()
+            .find(|l| l.contains("refreshing for hotplug event(s):"))
+        {
+            let (_, tags) = line.split_once("event(s): ").unwrap();
+            taken.extend(tags.split_whitespace().map(str::to_string));
+        }
+    }
+    let out = root.run(&["--clear-refresh-queue"]);
+    if let Some(line) = stderr(&out)
+        .lines()
+        .find(|l| l.contains("refreshing for hotplug event(s):"))
+    {
+        let (_, tags) = line.split_once("event(s): ").unwrap();
+        taken.extend(tags.split_whitespace().map(str::to_string));
+    }
+    taken.sort();
+    let mut want: Vec<String> = (0..40).map(|i| format!("ens{i}")).collect();
+    want.sort();
+    assert_eq!(taken, want, "every event exactly once");
+    assert_eq!(root.run(&[]).status.code(), Some(0));
+    assert_eq!(root.files(), single.files());
+    for f in single.files() {
+        assert_eq!(
+            std::fs::read(root.network_dir().join(&f)).unwrap(),
+            std::fs::read(single.network_dir().join(&f)).unwrap(),
+            "{f}"
+        );
+    }
+}

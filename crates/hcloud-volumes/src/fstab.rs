@@ -1,5 +1,6 @@
 //! `/etc/fstab`: find how a volume is recorded and add the one line of an automounted volume.
-//! The rest of the file is kept byte for byte.
+//! The rest of the file is kept byte for byte, whatever its encoding (an fstab need not be
+//! UTF-8: a path in Latin-1 is just bytes to the kernel).
 
 use crate::device::VolumeDevice;
 
@@ -33,11 +34,13 @@ pub struct Entry {
     pub file: String,
 }
 
-/// Every entry, with fstab's `\040`-style escapes decoded.
-pub fn entries(text: &str) -> Vec<Entry> {
-    text.lines()
+/// Every entry, with fstab's `\040`-style escapes decoded. Bytes that are not UTF-8 are
+/// compared as U+FFFD: the names the agent looks for are ASCII.
+pub fn entries(text: &[u8]) -> Vec<Entry> {
+    text.split(|b| *b == b'\n')
         .enumerate()
         .filter_map(|(i, l)| {
+            let l = String::from_utf8_lossy(l);
             let l = l.trim();
             if l.is_empty() || l.starts_with('#') {
                 return None;
@@ -86,7 +89,7 @@ pub enum Recorded {
 }
 
 /// Look the volume up by mount point first, then by anything naming its device.
-pub fn find(text: &str, dev: &VolumeDevice) -> Recorded {
+pub fn find(text: &[u8], dev: &VolumeDevice) -> Recorded {
     let all = entries(text);
     let mp = mount_point(dev.id);
     if let Some(e) = all.iter().find(|e| e.file.trim_end_matches('/') == mp) {
@@ -108,14 +111,14 @@ pub fn find(text: &str, dev: &VolumeDevice) -> Recorded {
 }
 
 /// `text` with `line` appended (after a newline if the file did not end with one).
-pub fn with_line(text: &str, line: &str) -> String {
-    let mut out = String::with_capacity(text.len() + line.len() + 2);
-    out.push_str(text);
-    if !out.is_empty() && !out.ends_with('\n') {
-        out.push('\n');
+pub fn with_line(text: &[u8], line: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + line.len() + 2);
+    out.extend_from_slice(text);
+    if !out.is_empty() && !out.ends_with(b"\n") {
+        out.push(b'\n');
     }
-    out.push_str(line);
-    out.push('\n');
+    out.extend_from_slice(line.as_bytes());
+    out.push(b'\n');
     out
 }
 
@@ -146,13 +149,15 @@ mod tests {
     #[test]
     fn found_by_mount_point_or_by_device() {
         let d = dev();
-        let text = "# comment /mnt/HC_Volume_100001\nUUID=abc / ext4 defaults 0 1\n";
+        let text: &[u8] = b"# comment /mnt/HC_Volume_100001\nUUID=abc / ext4 defaults 0 1\n";
         assert_eq!(find(text, &d), Recorded::No);
         let ours = with_line(text, &line_for(100001, "ext4"));
         assert_eq!(find(&ours, &d), Recorded::AtMountPoint { line: 3 });
-        let user = format!(
-            "{text}UUID=1b4e28ba-2fa1-11d2-883f-0016d3cca427 /srv/data ext4 defaults 0 2\n"
-        );
+        let user = [
+            text,
+            b"UUID=1b4e28ba-2fa1-11d2-883f-0016d3cca427 /srv/data ext4 defaults 0 2\n",
+        ]
+        .concat();
         assert_eq!(
             find(&user, &d),
             Recorded::Elsewhere {
@@ -160,7 +165,7 @@ mod tests {
                 file: "/srv/data".into()
             }
         );
-        let user = "/dev/sdb\t/srv/my\\040data xfs defaults 0 2";
+        let user = b"/dev/sdb\t/srv/my\\040data xfs defaults 0 2";
         assert_eq!(
             find(user, &d),
             Recorded::Elsewhere {
@@ -172,8 +177,9 @@ mod tests {
 
     #[test]
     fn appending_keeps_the_rest_byte_for_byte() {
-        assert_eq!(with_line("a b", "c d"), "a b\nc d\n");
-        assert_eq!(with_line("a b\n", "c d"), "a b\nc d\n");
-        assert_eq!(with_line("", "c d"), "c d\n");
+        assert_eq!(with_line(b"a b", "c d"), b"a b\nc d\n");
+        assert_eq!(with_line(b"a b\n", "c d"), b"a b\nc d\n");
+        assert_eq!(with_line(b"", "c d"), b"c d\n");
+        assert_eq!(with_line(b"\xe9", "c d"), b"\xe9\nc d\n");
     }
 }

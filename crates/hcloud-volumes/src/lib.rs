@@ -10,9 +10,9 @@ pub mod cli;
 pub mod device;
 pub mod fstab;
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -24,6 +24,8 @@ pub use device::{DeviceError, VolumeDevice, probe};
 
 /// Where fstab lives.
 pub const FSTAB: &str = "/etc/fstab";
+/// fstab's documented mode, and the widest it is ever written with.
+pub const FSTAB_MODE: u32 = 0o644;
 /// The lock that serializes fstab updates of volumes attached at the same time.
 pub const LOCK: &str = "/run/hcloud-volumes/fstab.lock";
 
@@ -138,12 +140,8 @@ fn lock(root: &Root) -> Result<Lock, Error> {
             .create(dir)
             .map_err(io("create", dir))?;
     }
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io("open", &path))?;
+    // Never through a symlink planted at the lock's path.
+    let f = hcloud_metadata::atomic::open_marker(&path)?;
     // SAFETY: flock on a file descriptor we own; no memory is involved.
     let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
     if rc != 0 {
@@ -156,23 +154,26 @@ fn lock(root: &Root) -> Result<Lock, Error> {
     Ok(Lock(f))
 }
 
-fn read_fstab(path: &Path) -> Result<(String, WriteOptions), Error> {
+/// fstab's bytes and how to write it back: its documented mode 0644 is the ceiling (a narrower
+/// mode is kept, a wider one narrowed), its owner is kept. A symlink is refused when written
+/// (NixOS generates a linked fstab; see `docs/security.md`).
+fn read_fstab(path: &Path) -> Result<(Vec<u8>, WriteOptions), Error> {
     match fs::symlink_metadata(path) {
         Ok(meta) => {
-            let text = fs::read_to_string(path).map_err(io("read", path))?;
+            let text = fs::read(path).map_err(io("read", path))?;
             // Keep the owner; ask for a chown only when it differs from ours (the unit's
             // system call filter refuses chown, and it is never needed on a server).
             // SAFETY: geteuid/getegid cannot fail and touch no memory.
             let me = unsafe { (libc::geteuid(), libc::getegid()) };
             let owner = (meta.uid(), meta.gid());
             let opts = WriteOptions {
-                mode: meta.permissions().mode() & 0o7777,
-                owner: (owner != me).then_some(owner),
+                mode: FSTAB_MODE,
+                owner: (owner != me && !meta.file_type().is_symlink()).then_some(owner),
             };
             Ok((text, opts))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Ok((String::new(), WriteOptions::mode(0o644)))
+            Ok((Vec::new(), WriteOptions::mode(FSTAB_MODE)))
         }
         Err(e) => Err(io("read", path)(e)),
     }
@@ -264,7 +265,7 @@ pub fn attach(
         match fstab::find(&text, &dev) {
             fstab::Recorded::No => {
                 let new = fstab::with_line(&text, &fstab::line_for(id, &fs_type));
-                write_atomic(&fstab_path, new.as_bytes(), wopts)?;
+                write_atomic(&fstab_path, &new, wopts)?;
             }
             fstab::Recorded::AtMountPoint { .. } => {}
             fstab::Recorded::Elsewhere { line, file } => {

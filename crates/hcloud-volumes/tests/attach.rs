@@ -330,3 +330,84 @@ fn hc_utils_doing_the_same_job_is_warned_about() {
     let err = ok(&run(t.path(), &f.base_url(), 100011));
     assert!(!err.contains("hc-utils"), "{err}");
 }
+
+#[test]
+fn a_symlinked_fstab_is_refused_and_neither_replaced_nor_widened() {
+    // NixOS links /etc/fstab into the store; a link mode is 0777. The agent must not turn it
+    // into a world-writable regular file, nor write through it.
+    let f = fake("    - id: 100001\n      automount: true", 300);
+    let t = tree();
+    plug(t.path(), 100001, "sdb", 16, EXT4);
+    let real = t.path().join("etc/static-fstab");
+    fs::rename(t.path().join("etc/fstab"), &real).unwrap();
+    symlink("static-fstab", t.path().join("etc/fstab")).unwrap();
+    let out = run(t.path(), &f.base_url(), 100001);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("/etc/fstab") && err.contains("symbolic link"),
+        "{err}"
+    );
+    let link = fs::symlink_metadata(t.path().join("etc/fstab")).unwrap();
+    assert!(link.file_type().is_symlink());
+    assert_eq!(fs::read_to_string(&real).unwrap(), FSTAB);
+    assert_eq!(
+        fs::metadata(&real).unwrap().permissions().mode() & 0o7777,
+        0o644
+    );
+}
+
+#[test]
+fn a_world_writable_fstab_is_narrowed_to_0644() {
+    let f = fake("    - id: 100001\n      automount: true", 300);
+    let t = tree();
+    plug(t.path(), 100001, "sdb", 16, EXT4);
+    let p = t.path().join("etc/fstab");
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o666)).unwrap();
+    ok(&run(t.path(), &f.base_url(), 100001));
+    assert_eq!(
+        fs::metadata(&p).unwrap().permissions().mode() & 0o7777,
+        0o644
+    );
+}
+
+#[test]
+fn a_non_utf8_fstab_keeps_its_bytes() {
+    let f = fake("    - id: 100001\n      automount: true", 300);
+    let t = tree();
+    plug(t.path(), 100001, "sdb", 16, EXT4);
+    let mut old = FSTAB.as_bytes().to_vec();
+    old.extend_from_slice(b"# caf\xe9 latin-1 comment\n/dev/sdz /srv/d\xfcr ext4 defaults 0 2\n");
+    fs::write(t.path().join("etc/fstab"), &old).unwrap();
+    ok(&run(t.path(), &f.base_url(), 100001));
+    let mut want = old.clone();
+    want.extend_from_slice(
+        b"/dev/disk/by-id/scsi-0HC_Volume_100001 /mnt/HC_Volume_100001 ext4 discard,nofail,defaults 0 0\n",
+    );
+    assert_eq!(fs::read(t.path().join("etc/fstab")).unwrap(), want);
+    // Run again: found, not added twice.
+    ok(&run(t.path(), &f.base_url(), 100001));
+    assert_eq!(fs::read(t.path().join("etc/fstab")).unwrap(), want);
+}
+
+#[test]
+fn a_symlink_planted_at_the_lock_is_refused_and_its_target_never_created() {
+    let f = fake("    - id: 100001\n      automount: true", 300);
+    let t = tree();
+    plug(t.path(), 100001, "sdb", 16, EXT4);
+    fs::create_dir_all(t.path().join("run/hcloud-volumes")).unwrap();
+    symlink(
+        t.path().join("etc/sudoers.d-x"),
+        t.path().join("run/hcloud-volumes/fstab.lock"),
+    )
+    .unwrap();
+    let out = run(t.path(), &f.base_url(), 100001);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("symbolic link"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!t.path().join("etc/sudoers.d-x").exists());
+    assert_eq!(fstab(t.path()), FSTAB);
+}
