@@ -426,7 +426,7 @@ fn s1_dual_stack_private_network_and_userdata(release: Release) {
 }
 
 fn s2a_ipv6_only_server(release: Release) {
-    let opts = common::options("e2e-v6only", Guest::Agents, release);
+    let opts = image_options("e2e-v6only", release);
     let vm = Vm::boot(opts, |key| {
         let mut v = dual_stack(48151624, "v6-only", key);
         v["server"]["public_ipv4"] = Value::Null;
@@ -444,7 +444,7 @@ fn s2a_ipv6_only_server(release: Release) {
 }
 
 fn s2b_private_network_only_server(release: Release) {
-    let opts = common::options("e2e-private", Guest::Agents, release);
+    let opts = image_options("e2e-private", release);
     let vm = Vm::boot(opts, |key| {
         let mut v = dual_stack(48151625, "private-only", key);
         v["server"]["public_ipv4"] = Value::Null;
@@ -471,7 +471,7 @@ fn s2b_private_network_only_server(release: Release) {
 }
 
 fn s3_hotplug_attach_and_detach_a_private_network(release: Release) {
-    let opts = common::options("e2e-hotplug", Guest::Agents, release);
+    let opts = image_options("e2e-hotplug", release);
     let mut vm = Vm::boot(opts, |key| dual_stack(48151626, "hotplug", key));
     vm.wait_ssh();
     check_units(&vm);
@@ -559,7 +559,7 @@ fn s3_hotplug_attach_and_detach_a_private_network(release: Release) {
 }
 
 fn s4_snapshot_clone_follows_the_new_server(release: Release) {
-    let opts = common::options("e2e-clone", Guest::Agents, release);
+    let opts = image_options("e2e-clone", release);
     let mut vm = Vm::boot(opts, |key| dual_stack(48151627, "original", key));
     vm.wait_ssh();
     check_hostname(&vm, "original");
@@ -615,7 +615,7 @@ fn s4_snapshot_clone_follows_the_new_server(release: Release) {
 }
 
 fn s5_metadata_outage_at_boot(release: Release) {
-    let opts = common::options("e2e-outage", Guest::Agents, release);
+    let opts = image_options("e2e-outage", release);
     let fault = |secs: u64| json!([{"path": "*", "for_secs": secs, "status": 503}]);
     let mut vm = Vm::boot(opts, |key| {
         let mut v = dual_stack(48151628, "outage", key);
@@ -710,8 +710,7 @@ const IMAGE_IMDS_ARGS: &[&str] = &["systemd.imds.import=0", "systemd.imds.networ
 /// they must say so at once and keep root's keys, never hang for the budget.
 #[test]
 fn s7_systemd_imds_hand_over_and_locked_mode() {
-    let mut opts = common::options("e2e-imds", Guest::Agents, Release::Sid);
-    opts.kernel_args = IMAGE_IMDS_ARGS.iter().map(|a| a.to_string()).collect();
+    let opts = image_options("e2e-imds", Release::Sid);
     let mut vm = Vm::boot(opts, |key| dual_stack(48151630, "imds", key));
     vm.wait_ssh();
     check_units(&vm);
@@ -775,6 +774,17 @@ fn s7_systemd_imds_hand_over_and_locked_mode() {
         "e2e-imds-sid-id_ed25519",
         "root keeps the key of the last good document",
     );
+}
+
+/// The options of a server from one of our images: on sid booted with the images' kernel
+/// command line ([`IMAGE_IMDS_ARGS`]), as the Arch and NixOS images boot. (`s1` boots sid without
+/// it: agents installed on a server where systemd-imds runs in its defaults.)
+fn image_options(name: &str, release: Release) -> Options {
+    let mut o = common::options(name, Guest::Agents, release);
+    if release == Release::Sid {
+        o.kernel_args = IMAGE_IMDS_ARGS.iter().map(|a| a.to_string()).collect();
+    }
+    o
 }
 
 /// Each agent scenario as a test on each guest: `bookworm::s1_...` and `sid::s1_...`.
