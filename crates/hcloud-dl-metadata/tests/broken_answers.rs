@@ -9,17 +9,10 @@ mod common;
 use common::*;
 use hcloud_fake_metadata::render;
 use hcloud_fake_metadata::scenario::Fault;
-use hcloud_metadata::{Document, parse_private_networks, parse_summary};
+use hcloud_metadata::Document;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hcloud-dl-metadata");
-const DOC: &str = "/etc/hcloud-metadata.json";
 const SUMMARY: &str = "/hetzner/v1/metadata";
-
-fn expected_document(sc: &hcloud_fake_metadata::Scenario) -> Vec<u8> {
-    let summary = parse_summary(&render::summary(sc)).unwrap();
-    let private = parse_private_networks(&render::private_networks(sc)).unwrap();
-    Document::from_service(&summary, &private.networks).to_json()
-}
 
 /// The document on disk is exactly `want`.
 fn assert_doc(root: &std::path::Path, want: &[u8]) {
