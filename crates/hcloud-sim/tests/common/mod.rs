@@ -48,28 +48,62 @@ pub fn release_from_env() -> Release {
     Release::from_env().unwrap_or_else(|e| panic!("{e:#}"))
 }
 
-/// Waits for the machine-wide lock of the end-to-end tests: one VM at a time on this machine,
-/// also across test runs.
+/// How many end-to-end VMs may run at once on this machine: `HCLOUD_SIM_VMS`, else one per CPU
+/// (a guest has one vCPU, and under TCG it keeps one host core busy), at most 4.
+pub fn vm_slots() -> usize {
+    match std::env::var("HCLOUD_SIM_VMS") {
+        Ok(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| panic!("HCLOUD_SIM_VMS={v:?} is not a positive number")),
+        Err(_) => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(4),
+    }
+}
+
+/// Waits for one of the machine's VM slots (`vm_slots`, lock files `e2e.lock`, `e2e-1.lock`, ...
+/// in the state directory), also across test runs. Servers have their own names and network
+/// namespaces, so VMs in different slots do not meet; the slots only share out the CPU.
 pub fn machine_lock() -> nix::fcntl::Flock<std::fs::File> {
     let dir = Path::new(sim::DEFAULT_STATE);
     std::fs::create_dir_all(dir).unwrap();
-    let path = dir.join("e2e.lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+    let slots = vm_slots();
     let start = Instant::now();
-    let lock = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
-        .unwrap_or_else(|(_, e)| panic!("locking {}: {e}", path.display()));
-    if start.elapsed() > Duration::from_secs(1) {
-        eprintln!(
-            "waited {:.0} s for another end-to-end run",
-            start.elapsed().as_secs_f64()
-        );
+    let mut files = Vec::new();
+    for i in 0..slots {
+        let path = match i {
+            0 => dir.join("e2e.lock"),
+            i => dir.join(format!("e2e-{i}.lock")),
+        };
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+        files.push((path, f));
     }
-    lock
+    loop {
+        for (path, f) in std::mem::take(&mut files) {
+            match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => {
+                    if start.elapsed() > Duration::from_secs(1) {
+                        eprintln!(
+                            "waited {:.0} s for a VM slot ({slots} on this machine)",
+                            start.elapsed().as_secs_f64()
+                        );
+                    }
+                    return lock;
+                }
+                Err((f, nix::errno::Errno::EWOULDBLOCK)) => files.push((path, f)),
+                Err((_, e)) => panic!("locking {}: {e}", path.display()),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 /// Waits until `cmd` succeeds in the guest (hotplug and similar asynchronous changes).
