@@ -10,7 +10,7 @@ pub mod cli;
 pub mod hotplug;
 pub mod render;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -116,6 +116,20 @@ pub enum Reload {
 
 pub const NETWORKD_BUS_NAME: &str = "org.freedesktop.network1";
 
+/// Whether systemd-networkd is on the system bus.
+fn networkd_running() -> bool {
+    let Ok(conn) = zbus::blocking::Connection::system() else {
+        return false;
+    };
+    let Ok(dbus) = zbus::blocking::fdo::DBusProxy::new(&conn) else {
+        return false;
+    };
+    zbus::names::BusName::try_from(NETWORKD_BUS_NAME)
+        .ok()
+        .and_then(|n| dbus.name_has_owner(n).ok())
+        .unwrap_or(false)
+}
+
 /// Ask systemd-networkd to reload its configuration (`networkctl reload`). Links whose
 /// `.network` file appeared, changed or disappeared are reconfigured; the others are left alone.
 pub fn reload_networkd() -> Result<Reload, zbus::Error> {
@@ -133,6 +147,58 @@ pub fn reload_networkd() -> Result<Reload, zbus::Error> {
         &(),
     )?;
     Ok(Reload::Reloaded)
+}
+
+/// The MAC addresses our files match (`MACAddress=` of each file's `[Match]`).
+pub fn matched_macs(files: &BTreeMap<String, String>) -> BTreeSet<String> {
+    files
+        .values()
+        .flat_map(|text| text.lines())
+        .filter_map(|l| l.strip_prefix("MACAddress="))
+        .map(|m| m.trim().to_ascii_lowercase())
+        .collect()
+}
+
+/// Asks networkd to reconfigure (`networkctl reconfigure`) every link it has put in the `failed`
+/// state whose MAC one of our files matches, and returns their names. networkd's reload leaves
+/// failed links alone (systemd 252), and a hot-plugged NIC can fail before its file exists: renamed
+/// while networkd configured it, its DHCP client fails with EBUSY. The link's MAC is read from
+/// /sys/class/net under `root`.
+pub fn reconfigure_failed_links(
+    root: &Root,
+    macs: &BTreeSet<String>,
+) -> Result<Vec<String>, zbus::Error> {
+    let conn = zbus::blocking::Connection::system()?;
+    let manager = zbus::blocking::Proxy::new(
+        &conn,
+        NETWORKD_BUS_NAME,
+        "/org/freedesktop/network1",
+        "org.freedesktop.network1.Manager",
+    )?;
+    let links: Vec<(i32, String, zbus::zvariant::OwnedObjectPath)> =
+        manager.call("ListLinks", &())?;
+    let mut done = Vec::new();
+    for (ifindex, name, path) in links {
+        let mac_file = root.join(format!("/sys/class/net/{name}/address"));
+        let Ok(mac) = fs::read_to_string(&mac_file) else {
+            continue;
+        };
+        if !macs.contains(&mac.trim().to_ascii_lowercase()) {
+            continue;
+        }
+        let link = zbus::blocking::Proxy::new(
+            &conn,
+            NETWORKD_BUS_NAME,
+            path,
+            "org.freedesktop.network1.Link",
+        )?;
+        let state: String = link.get_property("AdministrativeState")?;
+        if state == "failed" {
+            let () = manager.call("ReconfigureLink", &(ifindex,))?;
+            done.push(name);
+        }
+    }
+    Ok(done)
 }
 
 /// Everything `hcloud-network` is asked to do.
@@ -253,6 +319,23 @@ pub fn run(cfg: &Config) -> Result<Outcome, RunError> {
             Err(e) => return Err(RunError::Reload(e)),
         }
     };
+
+    // Also when nothing changed: a refresh that finds its files written may find the link failed.
+    if cfg.root.is_live()
+        && (reload == Some(Reload::Reloaded) || (reload.is_none() && networkd_running()))
+    {
+        match reconfigure_failed_links(&cfg.root, &matched_macs(&rendered.files)) {
+            Ok(names) => {
+                for n in names {
+                    log::warn!(
+                        "{n}: systemd-networkd had given up on it (state failed), which a reload \
+                         does not undo; asked it to reconfigure {n} with our file"
+                    );
+                }
+            }
+            Err(e) => log::warn!("cannot check systemd-networkd's links for failed ones: {e}"),
+        }
+    }
 
     let configured = rendered.files.len();
     if rendered.problems.is_empty() {

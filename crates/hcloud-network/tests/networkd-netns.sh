@@ -226,6 +226,41 @@ wait_for "the gateway side reaches alias IP 192.168.100.4" 10 in_srv ping -c1 -W
 has "inet 203\.0\.113\.10/32" ip -4 addr show dev pub0 || fail "the public lease was dropped by the reload"
 has "inet 10\.20\.1\.5/32" ip -4 addr show dev priv0 || fail "the other private NIC lost its address"
 
+echo "== a NIC that networkd failed before its file came: the next run reconfigures it"
+# On a server, a hot-plugged NIC renamed while networkd configures it can end up "failed"
+# (DHCPv4 client: EBUSY) under the image's fallback; a reload does not touch failed links.
+# Here a foreign file that networkd refuses (a null MAC) fails the link the same way.
+ip link add priv2 address 86:00:00:00:00:04 type veth peer name privgw2 netns "$WORK/netns/$SRV"
+S link set privgw2 up mtu 1450
+S addr add 192.168.101.1/32 dev privgw2
+S route add 192.168.101.0/29 dev privgw2
+printf '[Match]\nMACAddress=86:00:00:00:00:04\n\n[Link]\nMACAddress=00:00:00:00:00:00\n' \
+  >/run/systemd/network/50-fails.network
+networkctl reload
+wait_for "priv2 is failed in networkd" 20 has "failed" networkctl list --no-legend --no-pager priv2
+rm /run/systemd/network/50-fails.network
+python3 - "$DOC" <<'EOF'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+doc["network"]["private"].append({
+    "ip": "192.168.101.2", "alias_ips": [], "interface_num": 4,
+    "mac_address": "86:00:00:00:00:04", "network_id": 4242, "network_name": "late",
+    "network": "192.168.101.0/24", "subnet": "192.168.101.0/24", "gateway": "192.168.101.1"})
+json.dump(doc, open(sys.argv[1], "w"), indent=2)
+EOF
+"$BIN" --metadata "$DOC" 2>&1 | tee "$WORK/run3b.log"
+grep -q "priv2: systemd-networkd had given up on it" "$WORK/run3b.log" || fail "the failed link was not named"
+wait_for "the failed NIC has its address from our file" 20 has "inet 192\.168\.101\.2/32" ip -4 addr show dev priv2
+wait_for "the failed NIC routes its network via 192.168.101.1" 20 has "^192\.168\.101\.0/24 via 192\.168\.101\.1" ip -4 route show dev priv2
+ip link del priv2
+python3 - "$DOC" <<'EOF'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+doc["network"]["private"] = [p for p in doc["network"]["private"] if p["network_name"] != "late"]
+json.dump(doc, open(sys.argv[1], "w"), indent=2)
+EOF
+"$BIN" --metadata "$DOC" >/dev/null 2>&1
+
 echo "== detach it"
 ip link del priv1
 python3 - "$DOC" <<'EOF'
