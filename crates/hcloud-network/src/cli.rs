@@ -32,11 +32,22 @@ pub struct Args {
     pub private_dhcp: bool,
     /// For the udev rule: record a hotplug event (TAG names it) for hcloud-network-refresh.path
     /// and exit.
-    #[arg(long, value_name = "TAG", conflicts_with = "clear_refresh_queue")]
+    #[arg(long, value_name = "TAG", conflicts_with_all = ["clear_refresh_queue", "refresh"])]
     pub queue_refresh: Option<String>,
-    /// For hcloud-network-refresh.service: take the pending hotplug events and exit.
-    #[arg(long)]
+    /// Take the pending hotplug events and exit.
+    #[arg(long, conflicts_with = "refresh")]
     pub clear_refresh_queue: bool,
+    /// For hcloud-network-refresh.service: take the pending hotplug events, run
+    /// `hcloud-dl-metadata --sync-private-nics` until the metadata lists the NICs present, then
+    /// configure the networks.
+    #[arg(long)]
+    pub refresh: bool,
+    /// The downloader --refresh runs (default: hcloud-dl-metadata beside this program).
+    #[arg(long, value_name = "PATH", requires = "refresh")]
+    pub downloader: Option<PathBuf>,
+    /// How long --refresh lets the downloader wait for the metadata to list the NICs present.
+    #[arg(long, value_name = "SECS", default_value_t = 300, requires = "refresh")]
+    pub sync_timeout: u64,
 }
 
 const AFTER_LONG_HELP: &str = "\
@@ -52,14 +63,15 @@ Files:
   /etc/default/hcloud-network  HCLOUD_NETWORK_PRIVATE_DHCP=1 for --private-dhcp (read by
      both units)
   /run/hcloud-network/hotplug/  the pending hotplug events (--queue-refresh,
-     --clear-refresh-queue)
+     --clear-refresh-queue, --refresh)
   /usr/lib/udev/rules.d/81-hcloud-network.rules  queues an event when an 86:00:00:* NIC
      is added or removed
 
 Units:
   hcloud-network.service  runs it at every boot, after hcloud-dl-metadata.service
   hcloud-network-refresh.path  watches the hotplug queue
-  hcloud-network-refresh.service  runs hcloud-dl-metadata --sync-private-nics, then it
+  hcloud-network-refresh.service  runs it with --refresh (Type=exec: a refresh that waits
+     for the metadata never holds the boot)
 
 See also:
   hcloud-dl-metadata(8), systemd-networkd(8), systemd.network(5)

@@ -11,7 +11,8 @@
 
 use std::fs;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use hcloud_metadata::Root;
 
@@ -126,5 +127,61 @@ mod tests {
         assert_eq!(clear(&root).unwrap(), ["7-add-ens10", "8-remove-ens11"]);
         assert_eq!(clear(&root).unwrap(), Vec::<String>::new());
         assert!(root.join(QUEUE_DIR).is_dir());
+    }
+}
+
+/// The downloader of a refresh (`--refresh`) could not bring the document up to date.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("cannot find hcloud-dl-metadata beside this program ({0}); pass --downloader")]
+    NoDownloader(io::Error),
+    #[error("cannot run the downloader {path}: {source}")]
+    Spawn {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the downloader {path} failed ({status}); the networks stay as they are")]
+    Failed {
+        path: PathBuf,
+        status: std::process::ExitStatus,
+    },
+}
+
+/// `hcloud-dl-metadata` in the directory of the running program: /usr/bin, /usr/local/bin
+/// (install.sh) or the Nix store path of the package.
+pub fn default_downloader() -> Result<PathBuf, SyncError> {
+    let exe = std::env::current_exe().map_err(SyncError::NoDownloader)?;
+    Ok(exe.with_file_name("hcloud-dl-metadata"))
+}
+
+/// Runs `downloader --sync-private-nics` for `root` and the document `metadata`, letting it wait
+/// up to `timeout_secs` for the metadata to list the NICs present. Its log goes where ours goes.
+pub fn sync_metadata(
+    downloader: &Path,
+    root: &Root,
+    metadata: &Path,
+    timeout_secs: u64,
+) -> Result<(), SyncError> {
+    let status = Command::new(downloader)
+        .arg("--sync-private-nics")
+        .arg("--timeout")
+        .arg(timeout_secs.to_string())
+        .arg("--root")
+        .arg(root.dir())
+        .arg("--output")
+        .arg(metadata)
+        .status()
+        .map_err(|source| SyncError::Spawn {
+            path: downloader.to_path_buf(),
+            source,
+        })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(SyncError::Failed {
+            path: downloader.to_path_buf(),
+            status,
+        })
     }
 }

@@ -18,19 +18,30 @@ fn main() -> ExitCode {
             }
         };
     }
-    if args.clear_refresh_queue {
-        return match hotplug::clear(&root) {
+    if args.clear_refresh_queue || args.refresh {
+        match hotplug::clear(&root) {
             Ok(taken) => {
                 if !taken.is_empty() {
                     log::info!("refreshing for hotplug event(s): {}", taken.join(" "));
                 }
-                ExitCode::SUCCESS
             }
             Err(e) => {
                 log::error!("cannot take the pending hotplug events: {e}");
-                ExitCode::from(2)
+                return ExitCode::from(2);
             }
-        };
+        }
+        if args.clear_refresh_queue {
+            return ExitCode::SUCCESS;
+        }
+        let synced = match &args.downloader {
+            Some(d) => Ok(d.clone()),
+            None => hotplug::default_downloader(),
+        }
+        .and_then(|d| hotplug::sync_metadata(&d, &root, &args.metadata, args.sync_timeout));
+        if let Err(e) = synced {
+            log::error!("{e}");
+            return ExitCode::from(2);
+        }
     }
 
     // Warn (only) when cloud-init, hc-utils, NetworkManager, netplan or ifupdown configure the

@@ -555,3 +555,109 @@ fn a_burst_of_hotplug_events_is_taken_once_and_leaves_whole_files() {
         );
     }
 }
+
+/// A stand-in for hcloud-dl-metadata: records its arguments next to itself, then installs
+/// `next.json` as the document under the --root it was given (or fails with `exit`).
+fn stub_downloader(dir: &std::path::Path, next: Option<&Value>) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join("downloader");
+    let body = match next {
+        Some(doc) => {
+            std::fs::write(dir.join("next.json"), serde_json::to_vec(doc).unwrap()).unwrap();
+            format!(
+                "root=\"\"; while [ $# -gt 0 ]; do [ \"$1\" = --root ] && root=$2; shift; done\n\
+                 cp {next} \"$root/etc/hcloud-metadata.json\"\n",
+                next = dir.join("next.json").display()
+            )
+        }
+        None => "echo 'no document for this server could be had' >&2; exit 1\n".to_string(),
+    };
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$@\" > {args}\n{body}",
+            args = dir.join("args").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+#[test]
+fn refresh_takes_the_queue_syncs_the_document_then_configures_the_new_nic() {
+    let root = TestRoot::new();
+    let mut before = document();
+    before["network"]["private"].as_array_mut().unwrap().pop();
+    set_doc(&root, &before);
+    assert_eq!(root.run(&[]).status.code(), Some(0));
+    assert_eq!(root.files(), [BACKEND, PUBLIC]);
+    assert!(
+        root.run(&["--queue-refresh", "77-add-enp8s0"])
+            .status
+            .success()
+    );
+
+    let tools = tempfile::tempdir().unwrap();
+    let downloader = stub_downloader(tools.path(), Some(&document()));
+    let out = root.run(&["--refresh", "--downloader", downloader.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("hotplug event(s): 77-add-enp8s0"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(common::list(&root.path("/run/hcloud-network/hotplug")).is_empty());
+    let args = std::fs::read_to_string(tools.path().join("args")).unwrap();
+    assert_eq!(
+        args.trim(),
+        format!(
+            "--sync-private-nics --timeout 300 --root {} --output /etc/hcloud-metadata.json",
+            root.dir.path().display()
+        )
+    );
+    assert_eq!(root.files(), [BACKEND, STORAGE, PUBLIC]);
+}
+
+#[test]
+fn a_refresh_whose_download_fails_leaves_the_networks_as_they_are() {
+    let root = TestRoot::new();
+    set_doc(&root, &document());
+    assert_eq!(root.run(&[]).status.code(), Some(0));
+    let storage = std::fs::read(root.network_dir().join(STORAGE)).unwrap();
+    let tools = tempfile::tempdir().unwrap();
+    let downloader = stub_downloader(tools.path(), None);
+    let out = root.run(&[
+        "--refresh",
+        "--sync-timeout",
+        "5",
+        "--downloader",
+        downloader.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("the downloader {} failed", downloader.display())),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        std::fs::read_to_string(tools.path().join("args"))
+            .unwrap()
+            .contains("--timeout 5 ")
+    );
+    assert_eq!(root.files(), [BACKEND, STORAGE, PUBLIC]);
+    assert_eq!(
+        std::fs::read(root.network_dir().join(STORAGE)).unwrap(),
+        storage
+    );
+
+    let missing = tools.path().join("no-such-downloader");
+    let out = root.run(&["--refresh", "--downloader", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(&format!("cannot run the downloader {}", missing.display())),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(root.files(), [BACKEND, STORAGE, PUBLIC]);
+}

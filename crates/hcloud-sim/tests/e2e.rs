@@ -472,9 +472,89 @@ fn s2b_private_network_only_server(release: Release) {
 
 fn s3_hotplug_attach_and_detach_a_private_network(release: Release) {
     let opts = image_options("e2e-hotplug", release);
-    let mut vm = Vm::boot(opts, |key| dual_stack(48151626, "hotplug", key));
+    // Booted with a third private NIC that the metadata does not list yet (it lags behind, as
+    // after an attach while the server was off): the refresh waits for it, and must not hold
+    // the boot while it does.
+    let late = private(3, "10.2.0.5", &[], "10.2.0.0/16", "10.2.0.1");
+    let mut with_late = None;
+    let mut vm = Vm::boot(opts, |key| {
+        let mut v = dual_stack(48151626, "hotplug", key);
+        v["server"]["private_networks"]
+            .as_array_mut()
+            .unwrap()
+            .push(late.clone());
+        with_late = Some(v.clone());
+        v
+    });
+    let with_late = with_late.unwrap();
+    // QEMU has just started: the guest asks for its metadata seconds from now, so it sees the
+    // document without the third network (asserted below).
+    let mut without_late = with_late.clone();
+    without_late["server"]["private_networks"]
+        .as_array_mut()
+        .unwrap()
+        .pop();
+    vm.sim.set_scenario(without_late).unwrap();
     vm.wait_ssh();
     check_units(&vm);
+    let late_file = "/run/systemd/network/10-hcloud-private-860000000003.network";
+    let first_doc = vm.sh("cat /etc/hcloud-metadata.json");
+    assert_contains(
+        &first_doc,
+        "10.0.0.2",
+        "the first document (the first network)",
+    );
+    assert_lacks(
+        &first_doc,
+        "10.2.0.5",
+        "the first document (the metadata lags behind the third NIC)",
+    );
+    assert_eq!(
+        vm.sh("systemctl is-system-running || true").trim(),
+        "running",
+        "the boot is over although the refresh still waits for the metadata:\n{}",
+        vm.sh("systemctl list-jobs --no-pager || true")
+    );
+    let refresh = vm.sh(
+        "systemctl show -P ActiveState,SubState,ActiveEnterTimestampMonotonic hcloud-network-refresh.service; \
+         systemctl show -P FinishTimestampMonotonic",
+    );
+    let refresh: Vec<&str> = refresh.lines().collect();
+    assert_eq!(
+        refresh[..2],
+        ["active", "running"],
+        "the refresh waits for the metadata to list the third NIC:\n{}",
+        vm.sh("systemctl status --no-pager hcloud-network-refresh.service || true")
+    );
+    let started: u64 = refresh[2].parse().unwrap();
+    let finished: u64 = refresh[3].parse().unwrap();
+    assert!(
+        started > 0 && started < finished,
+        "the refresh started during the boot ({started} us) and the boot finished ({finished} us) without it"
+    );
+    assert_eq!(
+        vm.sh(&format!("test -e {late_file} && echo yes || echo no"))
+            .trim(),
+        "no"
+    );
+    vm.sim.set_scenario(with_late).unwrap();
+    vm.eventually(
+        "the late NIC configured once the metadata lists it",
+        &format!(
+            "test -e {late_file} && ip -4 route | grep -q '10.2.0.0/16 via 10.2.0.1' \
+             && systemctl is-active hcloud-network-refresh.service | grep -qx inactive"
+        ),
+        Duration::from_secs(180),
+    );
+    check_private(
+        &vm,
+        "86:00:00:00:00:03",
+        "10.2.0.5",
+        &[],
+        "10.2.0.0/16",
+        "10.2.0.1",
+        "10.2.255.254",
+    );
     let first = (
         "86:00:00:00:00:01",
         "10.0.0.2",
@@ -498,7 +578,12 @@ fn s3_hotplug_attach_and_detach_a_private_network(release: Release) {
         .as_array_mut()
         .unwrap()
         .push(second.clone());
-    let p2 = scenario::server_of(&with).unwrap().private_networks[1].clone();
+    let p2 = scenario::server_of(&with)
+        .unwrap()
+        .private_networks
+        .last()
+        .unwrap()
+        .clone();
     let without = vm.sim.scenario.clone();
     vm.sim
         .attach_private(&p2, with)
@@ -529,7 +614,7 @@ fn s3_hotplug_attach_and_detach_a_private_network(release: Release) {
     let doc: Value = serde_json::from_str(&vm.sh("cat /etc/hcloud-metadata.json")).unwrap();
     assert_eq!(
         doc["network"]["private"].as_array().map(Vec::len),
-        Some(2),
+        Some(3),
         "{doc:#}"
     );
 
@@ -789,9 +874,10 @@ fn image_options(name: &str, release: Release) -> Options {
 
 /// The agent scenarios as tests on each guest: `bookworm::s1_...` and `sid::s1_...`. Every
 /// scenario runs on bookworm; on sid those where systemd 262 and systemd-imds change what happens
-/// (the sandbox and imds' defaults, IPv6-only, hotplug through udev and path units, the baseline
-/// of the figures). s2b, s4 and s5 run on bookworm only, to keep the suite within its time: on
-/// sid they would add five boots (docs/simulator.md).
+/// (the sandbox and imds' defaults, IPv6-only, private-only, hotplug through udev and path units,
+/// an outage at boot with the downloaders off the network-online gate, the baseline of the
+/// figures). s4 (the clone) runs on bookworm only: nothing in it depends on systemd's version,
+/// and on sid it would add two boots (docs/simulator.md).
 macro_rules! on_guest {
     ($guest:ident, $release:ident: $($scenario:ident),* $(,)?) => {
         mod $guest {
@@ -812,6 +898,8 @@ on_guest!(bookworm, Bookworm:
 on_guest!(sid, Sid:
     s1_dual_stack_private_network_and_userdata,
     s2a_ipv6_only_server,
+    s2b_private_network_only_server,
     s3_hotplug_attach_and_detach_a_private_network,
+    s5_metadata_outage_at_boot,
     s8_bare_image_baseline,
 );
