@@ -143,6 +143,16 @@ doc["network"]["private"] = [backend]
 json.dump(doc, open(sys.argv[2], "w"), indent=2)
 EOF
 
+# drop_network NAME: the document without the private network NAME (it was detached).
+drop_network() {
+  python3 - "$DOC" "$1" <<'EOF'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+doc["network"]["private"] = [p for p in doc["network"]["private"] if p["network_name"] != sys.argv[2]]
+json.dump(doc, open(sys.argv[1], "w"), indent=2)
+EOF
+}
+
 echo "== first boot: only the image's fallback network"
 wait_for "DHCP lease on pub0 from the fallback network" 30 has "inet 203\.0\.113\.10/32" ip -4 addr show dev pub0
 wait_for "metadata address reachable with the fallback network" 10 ping -c1 -W1 169.254.169.254
@@ -253,22 +263,12 @@ grep -q "priv2: systemd-networkd had given up on it" "$WORK/run3b.log" || fail "
 wait_for "the failed NIC has its address from our file" 20 has "inet 192\.168\.101\.2/32" ip -4 addr show dev priv2
 wait_for "the failed NIC routes its network via 192.168.101.1" 20 has "^192\.168\.101\.0/24 via 192\.168\.101\.1" ip -4 route show dev priv2
 ip link del priv2
-python3 - "$DOC" <<'EOF'
-import json, sys
-doc = json.load(open(sys.argv[1]))
-doc["network"]["private"] = [p for p in doc["network"]["private"] if p["network_name"] != "late"]
-json.dump(doc, open(sys.argv[1], "w"), indent=2)
-EOF
+drop_network late
 "$BIN" --metadata "$DOC" >/dev/null 2>&1
 
 echo "== detach it"
 ip link del priv1
-python3 - "$DOC" <<'EOF'
-import json, sys
-doc = json.load(open(sys.argv[1]))
-doc["network"]["private"] = [p for p in doc["network"]["private"] if p["network_name"] != "mgmt"]
-json.dump(doc, open(sys.argv[1], "w"), indent=2)
-EOF
+drop_network mgmt
 "$BIN" --metadata "$DOC" 2>&1 | tee "$WORK/run4.log"
 grep -q "removed /run/systemd/network/10-hcloud-private-860000000003.network" "$WORK/run4.log" || fail "stale file not removed on detach"
 [ ! -e /run/systemd/network/10-hcloud-private-860000000003.network ] || fail "file still there"
