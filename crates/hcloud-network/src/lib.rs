@@ -116,29 +116,20 @@ pub enum Reload {
 
 pub const NETWORKD_BUS_NAME: &str = "org.freedesktop.network1";
 
-/// Whether systemd-networkd is on the system bus.
-fn networkd_running() -> bool {
-    let Ok(conn) = zbus::blocking::Connection::system() else {
-        return false;
-    };
-    let Ok(dbus) = zbus::blocking::fdo::DBusProxy::new(&conn) else {
-        return false;
-    };
-    zbus::names::BusName::try_from(NETWORKD_BUS_NAME)
-        .ok()
-        .and_then(|n| dbus.name_has_owner(n).ok())
-        .unwrap_or(false)
+/// A connection to the system bus when systemd-networkd is on it; `None` when it is not running.
+fn networkd_bus() -> Result<Option<zbus::blocking::Connection>, zbus::Error> {
+    let conn = zbus::blocking::Connection::system()?;
+    let dbus = zbus::blocking::fdo::DBusProxy::new(&conn)?;
+    let name = zbus::names::BusName::try_from(NETWORKD_BUS_NAME)?;
+    Ok(dbus.name_has_owner(name)?.then_some(conn))
 }
 
 /// Ask systemd-networkd to reload its configuration (`networkctl reload`). Links whose
 /// `.network` file appeared, changed or disappeared are reconfigured; the others are left alone.
 pub fn reload_networkd() -> Result<Reload, zbus::Error> {
-    let conn = zbus::blocking::Connection::system()?;
-    let dbus = zbus::blocking::fdo::DBusProxy::new(&conn)?;
-    let name = zbus::names::BusName::try_from(NETWORKD_BUS_NAME)?;
-    if !dbus.name_has_owner(name)? {
+    let Some(conn) = networkd_bus()? else {
         return Ok(Reload::NotRunning);
-    }
+    };
     conn.call_method(
         Some(NETWORKD_BUS_NAME),
         "/org/freedesktop/network1",
@@ -165,12 +156,12 @@ pub fn matched_macs(files: &BTreeMap<String, String>) -> BTreeSet<String> {
 /// while networkd configured it, its DHCP client fails with EBUSY. The link's MAC is read from
 /// /sys/class/net under `root`.
 pub fn reconfigure_failed_links(
+    conn: &zbus::blocking::Connection,
     root: &Root,
     macs: &BTreeSet<String>,
 ) -> Result<Vec<String>, zbus::Error> {
-    let conn = zbus::blocking::Connection::system()?;
     let manager = zbus::blocking::Proxy::new(
-        &conn,
+        conn,
         NETWORKD_BUS_NAME,
         "/org/freedesktop/network1",
         "org.freedesktop.network1.Manager",
@@ -187,7 +178,7 @@ pub fn reconfigure_failed_links(
             continue;
         }
         let link = zbus::blocking::Proxy::new(
-            &conn,
+            conn,
             NETWORKD_BUS_NAME,
             path,
             "org.freedesktop.network1.Link",
@@ -321,10 +312,17 @@ pub fn run(cfg: &Config) -> Result<Outcome, RunError> {
     };
 
     // Also when nothing changed: a refresh that finds its files written may find the link failed.
-    if cfg.root.is_live()
-        && (reload == Some(Reload::Reloaded) || (reload.is_none() && networkd_running()))
-    {
-        match reconfigure_failed_links(&cfg.root, &matched_macs(&rendered.files)) {
+    if cfg.root.is_live() && reload != Some(Reload::NotRunning) {
+        let failed = match networkd_bus() {
+            Ok(Some(conn)) => {
+                reconfigure_failed_links(&conn, &cfg.root, &matched_macs(&rendered.files))
+            }
+            Ok(None) => Ok(Vec::new()),
+            // Nothing was reloaded, so nothing needed the bus: stay quiet.
+            Err(_) if reload.is_none() => Ok(Vec::new()),
+            Err(e) => Err(e),
+        };
+        match failed {
             Ok(names) => {
                 for n in names {
                     log::warn!(

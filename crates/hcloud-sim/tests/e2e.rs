@@ -476,17 +476,15 @@ fn s3_hotplug_attach_and_detach_a_private_network(release: Release) {
     // after an attach while the server was off): the refresh waits for it, and must not hold
     // the boot while it does.
     let late = private(3, "10.2.0.5", &[], "10.2.0.0/16", "10.2.0.1");
-    let mut with_late = None;
     let mut vm = Vm::boot(opts, |key| {
         let mut v = dual_stack(48151626, "hotplug", key);
         v["server"]["private_networks"]
             .as_array_mut()
             .unwrap()
             .push(late.clone());
-        with_late = Some(v.clone());
         v
     });
-    let with_late = with_late.unwrap();
+    let with_late = vm.sim.scenario.clone();
     // QEMU has just started: the guest asks for its metadata seconds from now, so it sees the
     // document without the third network (asserted below).
     let mut without_late = with_late.clone();
