@@ -30,6 +30,7 @@ pub fn status_of(code: &str) -> u16 {
         | "invalid_server_type"
         | "placement_error"
         | "primary_ip_assigned"
+        | "primary_ip_datacenter_mismatch"
         | "must_be_unassigned" => 422,
         "locked" | "protected" => 423,
         "rate_limit_exceeded" => 429,

@@ -1,3 +1,5 @@
+//! `hcloud-fake-cloud`: parse the command line, start the fake with in-memory machines, serve.
+
 use std::time::Duration;
 
 use anyhow::Context;

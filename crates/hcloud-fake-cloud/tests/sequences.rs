@@ -1,5 +1,6 @@
-//! Replays of the request sequences in cloud-api.md: packer 1.6.6's runs 1 to 3 (§6) and
-//! packer-plugin-hcloud 1.7's build (§1.2), with the bodies those clients send, asserting the
+//! Replays of recorded request sequences: three packer 1.6.6 runs (a build, a build from the
+//! snapshot found by label that fails and cleans up, the error shapes) and
+//! packer-plugin-hcloud 1.7's build, with the bodies those clients send, asserting the
 //! status of every step and the recorded sequence (polls collapsed).
 
 mod common;
@@ -465,6 +466,18 @@ fn plugin_lookups_of_firewalls_and_primary_ips() {
         json!({"name": "t", "server_type": "cx23", "image": "debian-13", "location": "fsn1", "public_net": {"ipv4": ip}}),
     );
     assert_eq!((t.status, t.code()), (422, "primary_ip_assigned"));
+    // Of another location.
+    let far = f
+        .cloud
+        .add_primary_ip("far", "203.0.113.201".parse().unwrap(), "hel1");
+    let t = f.post(
+        "/servers",
+        json!({"name": "t", "server_type": "cx23", "image": "debian-13", "location": "fsn1", "public_net": {"ipv4": far}}),
+    );
+    assert_eq!(
+        (t.status, t.code()),
+        (422, "primary_ip_datacenter_mismatch")
+    );
     let u = f.post(
         "/servers",
         json!({"name": "u", "server_type": "cx23", "image": "debian-13", "firewalls": [{"firewall": 424242}]}),
