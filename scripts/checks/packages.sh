@@ -39,7 +39,7 @@ version=$(jq -r .version "$manifest")
 mapfile -t agents < <(jq -r '.binaries[]' "$manifest")
 
 # --- the host tools' section 1 pages and completions (no package ships the tools)
-tools=(hcloud-image hcloud-sim hcloud-fake-metadata)
+tools=(hcloud-image hcloud-sim hcloud-fake-metadata hcloud-fake-cloud)
 if cargo run -q --locked -p hcloud-image -- manuals --out "$work/tools" "${tools[@]}" >/dev/null; then
   for t in "${tools[@]}"; do
     manuals_installed "$work/tools" "" "$t" 1 share/zsh/site-functions || bad "$t: manual page or completions"

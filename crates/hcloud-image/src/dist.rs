@@ -37,7 +37,12 @@ pub const MANIFEST_PATH: &str = "usr/share/hcloud-agents/manifest.json";
 pub const SUMS_PATH: &str = "usr/share/hcloud-agents/SHA256SUMS";
 
 /// Workspace binaries that are host tools, not agents: they are never staged.
-pub const HOST_TOOLS: &[&str] = &["hcloud-image", "hcloud-sim", "hcloud-fake-metadata"];
+pub const HOST_TOOLS: &[&str] = &[
+    "hcloud-image",
+    "hcloud-sim",
+    "hcloud-fake-metadata",
+    "hcloud-fake-cloud",
+];
 
 /// The CPU architectures Hetzner Cloud servers have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -785,6 +790,7 @@ mod tests {
             "hcloud-sim",
             "hcloud-hostname",
             "hcloud-fake-metadata",
+            "hcloud-fake-cloud",
             "other",
         ]
         .iter()

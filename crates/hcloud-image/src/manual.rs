@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! share/man/man8/<agent>.8.gz                   agents (system services): section 8
-//! share/man/man1/<tool>.1.gz                    hcloud-image, hcloud-sim, hcloud-fake-metadata
+//! share/man/man1/<tool>.1.gz                    hcloud-image, hcloud-sim, hcloud-fake-metadata,
+//!                                               hcloud-fake-cloud
 //! share/bash-completion/completions/<name>      bash
 //! share/zsh/site-functions/_<name>              zsh (Debian's package moves it to vendor-completions)
 //! share/fish/vendor_completions.d/<name>.fish   fish
@@ -47,6 +48,7 @@ pub const PROGRAMS: &[Program] = &[
         "hcloud-fake-metadata",
         hcloud_fake_metadata::cli::Args::command,
     ),
+    ("hcloud-fake-cloud", hcloud_fake_cloud::cli::Args::command),
 ];
 
 /// The clap definition of the binary `name`.
