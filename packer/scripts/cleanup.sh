@@ -4,6 +4,7 @@
 #   - /etc/machine-id emptied (systemd makes a new one and treats the boot as the first)
 #   - SSH host keys (each server generates its own at first boot)
 #   - DHCP leases, random seed, systemd credential secret, shell history
+#   - the agents' documents of the build server
 #   - package caches, logs, temporary files
 #
 # Usage: cleanup.sh [--no-trim] ROOT
@@ -28,6 +29,9 @@ rm -f "$root"/etc/ssh/ssh_host_*
 rm -f "$root/var/lib/systemd/random-seed" "$root/var/lib/systemd/credential.secret"
 rm -rf "$root"/var/lib/dhcpcd/* "$root"/var/lib/dhclient/* "$root"/var/lib/NetworkManager/*.lease
 rm -rf "$root"/var/lib/systemd/network/*
+# The agents' documents, should they have run on the build server (its instance, its keys, its
+# user data); the links to them in /etc stay, and a server made from the snapshot fetches its own.
+rm -f "$root"/var/lib/hcloud-dl-metadata/* "$root"/var/lib/hcloud-dl-userdata/*
 rm -f "$root"/root/.bash_history "$root"/root/.lesshst "$root"/root/.viminfo "$root"/root/.python_history
 rm -f "$root"/home/*/.bash_history
 rm -rf "$root"/var/cache/pacman/pkg/*

@@ -111,12 +111,15 @@ NETWORKD_ACTIVE=0 run "$net" postrm remove
 check "running networkd is reloaded" logged "networkctl reload"
 check "and not stopped" not_logged "disable --now systemd-networkd"
 
-# Purging hcloud-dl-metadata removes the document; removing keeps it.
-echo '{}' >/etc/hcloud-metadata.json
+# Purging hcloud-dl-metadata removes the document and its link; removing keeps them.
+mkdir -p /var/lib/hcloud-dl-metadata
+echo '{}' >/var/lib/hcloud-dl-metadata/hcloud-metadata.json
+ln -sfn /var/lib/hcloud-dl-metadata/hcloud-metadata.json /etc/hcloud-metadata.json
 run "$meta" postrm remove
 check "remove keeps the document" test -e /etc/hcloud-metadata.json
 run "$meta" postrm purge
-check "purge removes the document" test ! -e /etc/hcloud-metadata.json
+check "purge removes the link" test ! -L /etc/hcloud-metadata.json
+check "purge removes the document" test ! -e /var/lib/hcloud-dl-metadata
 
 # hcloud-volumes: only a template unit, so nothing to enable or start.
 run "$vol" postinst configure

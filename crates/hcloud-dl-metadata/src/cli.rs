@@ -25,6 +25,11 @@ pub struct Args {
     /// (after a network was attached or detached); at the end of the budget write what it lists.
     #[arg(long)]
     pub sync_private_nics: bool,
+    /// Make /etc/hcloud-metadata.json the link to the state directory (moving a regular file
+    /// found there into it) and exit; the unit runs this with the privileges to write /etc
+    /// before the download, which runs with /etc read-only.
+    #[arg(long, conflicts_with = "sync_private_nics")]
+    pub migrate: bool,
 }
 
 const AFTER_LONG_HELP: &str = "\
@@ -34,12 +39,13 @@ Exit status:
   1  no document for this server could be had (the previous one, if any, is kept)
 
 Files:
-  /etc/hcloud-metadata.json  the document (written, mode 0644); read by hcloud-hostname,
-     hcloud-ssh-keys and hcloud-network
+  /etc/hcloud-metadata.json  the document, read by hcloud-hostname, hcloud-ssh-keys and
+     hcloud-network: a link to the file written (--migrate makes it)
+  /var/lib/hcloud-dl-metadata/hcloud-metadata.json  the document (written, mode 0644)
   /sys/class/dmi/id/product_serial  the instance id of this server (read)
 
 Units:
-  hcloud-dl-metadata.service  runs it at every boot, after network-online.target
+  hcloud-dl-metadata.service  runs it at every boot, as soon as systemd-networkd runs
   hcloud-network-refresh.service  runs it with --sync-private-nics after a private network
      was attached or detached
 

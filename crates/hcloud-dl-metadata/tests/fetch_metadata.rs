@@ -316,3 +316,49 @@ fn sync_private_nics_gives_up_at_the_budget_and_writes_what_is_listed() {
     assert!(stderr(&out).contains("still differ"), "{}", stderr(&out));
     assert!(path(root.path(), DOC).exists());
 }
+
+/// The layout the unit runs in: `--migrate` (privileged, before the download) turns an old
+/// regular document into the shipped link, and the download then writes the state file through
+/// it, so the unit needs no write access to /etc.
+#[test]
+fn migrate_keeps_the_old_document_and_the_download_writes_through_the_shipped_link() {
+    let sc = scenario_with("");
+    let server = fake(sc.clone());
+    let root = root_with_serial(Some("42"));
+    let public = path(root.path(), DOC);
+    std::fs::write(&public, b"{\"old\": 1}\n").unwrap();
+    let out = run(BIN, &server.base_url(), root.path(), &["--migrate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("moved"), "{}", stderr(&out));
+    let state = path(root.path(), hcloud_metadata::state::METADATA.state);
+    assert_eq!(std::fs::read(&state).unwrap(), b"{\"old\": 1}\n");
+    let link = std::fs::read_link(&public).unwrap();
+    assert_eq!(
+        link,
+        std::path::Path::new(hcloud_metadata::state::METADATA.state)
+    );
+
+    let out = run(BIN, &server.base_url(), root.path(), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&state).unwrap(), expected_document(&sc));
+    assert_eq!(mode(&state), 0o644);
+    assert_eq!(std::fs::read_link(&public).unwrap(), link);
+}
+
+#[test]
+fn migrate_refuses_a_foreign_link_and_leaves_it() {
+    let root = root_with_serial(Some("42"));
+    let public = path(root.path(), DOC);
+    std::os::unix::fs::symlink("/etc/shadow", &public).unwrap();
+    let out = run(BIN, &dead_url(), root.path(), &["--migrate"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("is a symbolic link to /etc/shadow"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_link(&public).unwrap(),
+        std::path::Path::new("/etc/shadow")
+    );
+}

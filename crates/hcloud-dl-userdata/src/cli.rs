@@ -19,6 +19,11 @@ pub struct Args {
     /// Where to write the user data (resolved under --root).
     #[arg(long, default_value = USERDATA_PATH)]
     pub output: PathBuf,
+    /// Make /etc/hcloud-userdata the link to the state directory (moving a regular file found
+    /// there, and the instance it names, into it) and exit; the unit runs this with the
+    /// privileges to write /etc before the download, which runs with /etc read-only.
+    #[arg(long)]
+    pub migrate: bool,
 }
 
 const AFTER_LONG_HELP: &str = "\
@@ -27,10 +32,12 @@ Exit status:
   1  the user data could not be fetched or written (the previous file is kept)
 
 Files:
-  /etc/hcloud-userdata  the user data (written, mode 0600, owned by root)
+  /etc/hcloud-userdata  a link to the user data (--migrate makes it)
+  /var/lib/hcloud-dl-userdata/hcloud-userdata  the user data (written, mode 0600, owned by
+     root), and beside it hcloud-userdata.instance-id, the server it belongs to
 
 Units:
-  hcloud-dl-userdata.service  runs it at every boot, after network-online.target
+  hcloud-dl-userdata.service  runs it at every boot, as soon as systemd-networkd runs
 
 See also:
   hcloud-dl-metadata(8)

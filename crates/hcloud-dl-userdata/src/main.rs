@@ -2,12 +2,21 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use hcloud_dl_userdata::{Options, cli::Args, run};
-use hcloud_metadata::Root;
+use hcloud_metadata::{Root, state};
 
 fn main() -> ExitCode {
     let args = Args::parse();
     hcloud_metadata::logging::init("hcloud-dl-userdata");
-    let output = Root::new(&args.download.root).join(&args.output);
+    let root = Root::new(&args.download.root);
+    if args.migrate {
+        let linked = state::migrate_logged(&root, &state::USERDATA);
+        return if linked {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
+    let output = state::write_target(&root, &root.join(&args.output));
     match run(&Options {
         download: args.download,
         output,

@@ -216,3 +216,32 @@ fn a_404_keeps_this_instances_user_data() {
         "42\n"
     );
 }
+
+/// `--migrate` moves the user data and the instance it names into the state directory and
+/// leaves the shipped link; the download then writes both there, never in /etc.
+#[test]
+fn migrate_moves_user_data_and_its_instance_and_the_download_writes_through_the_link() {
+    let server = fake(scenario_with(""));
+    let root = root_with_serial(Some("42"));
+    std::fs::write(path(root.path(), UD), "old user data").unwrap();
+    std::fs::write(path(root.path(), MARK), "42\n").unwrap();
+    let out = run(BIN, &server.base_url(), root.path(), &["--migrate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let state = path(root.path(), hcloud_metadata::state::USERDATA.state);
+    assert_eq!(std::fs::read(&state).unwrap(), b"old user data");
+    assert!(!path(root.path(), MARK).exists());
+    assert_eq!(mode(state.parent().unwrap()), 0o700);
+
+    let out = run(BIN, &server.base_url(), root.path(), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&state).unwrap(), b"#cloud-config\nhello: 1\n");
+    assert_eq!(mode(&state), 0o600);
+    let marker = std::fs::read_to_string(format!("{}.instance-id", state.display())).unwrap();
+    assert_eq!(marker.trim(), "42");
+    assert!(!path(root.path(), MARK).exists());
+    assert!(
+        std::fs::symlink_metadata(path(root.path(), UD))
+            .unwrap()
+            .is_symlink()
+    );
+}

@@ -183,6 +183,9 @@ fn cleanup_removes_per_server_state_and_keeps_the_rest() {
         "var/log/pacman.log",
         "tmp/build-leftover",
         "var/tmp/x",
+        "var/lib/hcloud-dl-metadata/hcloud-metadata.json",
+        "var/lib/hcloud-dl-userdata/hcloud-userdata",
+        "var/lib/hcloud-dl-userdata/hcloud-userdata.instance-id",
     ];
     let kept = [
         "etc/ssh/sshd_config",

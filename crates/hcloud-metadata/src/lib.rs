@@ -13,6 +13,7 @@ pub mod identity;
 pub mod logging;
 pub mod root;
 pub mod service;
+pub mod state;
 pub mod yaml;
 
 pub use atomic::{WriteOptions, WriteOutcome, write_atomic};

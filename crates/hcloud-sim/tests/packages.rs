@@ -303,7 +303,7 @@ fn two_debs_on_a_cloud_init_server_then_apt_remove() {
     );
     vm.sh("test -e /etc/hcloud-metadata.json");
     vm.sh("DEBIAN_FRONTEND=noninteractive apt-get purge -y hcloud-network hcloud-dl-metadata");
-    vm.sh("test ! -e /etc/hcloud-metadata.json");
+    vm.sh("test ! -L /etc/hcloud-metadata.json && test ! -e /var/lib/hcloud-dl-metadata");
     assert_eq!(
         vm.sh("systemctl list-unit-files --no-legend --plain 'hcloud*' | wc -l")
             .trim(),
