@@ -430,11 +430,11 @@ in
     })
 
     # NixOS writes /etc/hosts itself (a link into the store) and resolves the local hostname
-    # through nss-myhostname: hcloud-hostname leaves the file alone.
+    # through nss-myhostname: the step of hcloud-hostname that writes /etc leaves the file alone.
     (mkIf cfg.hostname.enable {
-      systemd.services.hcloud-hostname.serviceConfig.ExecStart = [
+      systemd.services.hcloud-hostname.serviceConfig.ExecStartPost = [
         ""
-        "${cfg.package}/bin/hcloud-hostname --no-etc-hosts"
+        "+${cfg.package}/bin/hcloud-hostname --etc-only --no-etc-hosts"
       ];
     })
 

@@ -29,6 +29,16 @@ pub struct Args {
     /// managed block there, so `hostname -f` and sudo need no DNS).
     #[arg(long)]
     pub no_etc_hosts: bool,
+    /// Write nothing in /etc: set the name (through hostnamed, which writes /etc/hostname
+    /// itself, or with sethostname(2)) and leave it in /run/hcloud-hostname/applied for
+    /// --etc-only. The unit runs it so, in a sandbox where /etc is read-only.
+    #[arg(long, conflicts_with = "etc_only")]
+    pub no_etc: bool,
+    /// Only write /etc from what the --no-etc run left: /etc/hostname where hostnamed was not
+    /// there to do it, and the managed block of /etc/hosts (unless --no-etc-hosts). Reads no
+    /// document. The unit runs it after --no-etc, with the privileges to write /etc.
+    #[arg(long)]
+    pub etc_only: bool,
 }
 
 const AFTER_LONG_HELP: &str = "\
@@ -45,8 +55,11 @@ Files:
      without it)
   /etc/hosts  the managed block with the server name (unless --no-etc-hosts)
 
+  /run/hcloud-hostname/applied  the name --no-etc applied, for --etc-only
+
 Units:
-  hcloud-hostname.service  runs it at every boot, after hcloud-dl-metadata.service
+  hcloud-hostname.service  runs it at every boot, after hcloud-dl-metadata.service: first
+     --no-etc in its sandbox, then --etc-only
 
 See also:
   hcloud-dl-metadata(8), hostnamectl(1), systemd-hostnamed(8)

@@ -2,9 +2,15 @@
 //!
 //! Applies only the metadata document (a `firstboot.hostname` credential is only compared). On
 //! the running system (`--root /`) the static and the transient hostname are set through
-//! systemd-hostnamed over D-Bus; where hostnamed cannot be reached, `/etc/hostname` is written atomically and sethostname(2) is called. With another
-//! root only `<root>/etc/hostname` is written. Then (unless `--no-etc-hosts`) the name goes into
-//! a managed block of `/etc/hosts` (see [`hosts`]).
+//! systemd-hostnamed over D-Bus; where hostnamed cannot be reached, `/etc/hostname` is written
+//! atomically and sethostname(2) is called. With another root only `<root>/etc/hostname` is
+//! written. Then (unless `--no-etc-hosts`) the name goes into a managed block of `/etc/hosts`
+//! (see [`hosts`]).
+//!
+//! The unit splits this in two, so that the part that reads the document never runs with `/etc`
+//! writable: `--no-etc` (`Config::hand_over`) sets the name and leaves it in [`HANDOVER`];
+//! `--etc-only` ([`write_etc`]) then writes `/etc/hostname` (where hostnamed did not) and the
+//! block, from that name alone, validated again.
 
 pub mod cli;
 pub mod hostnamed;
@@ -32,7 +38,17 @@ pub struct Config {
     pub dbus_address: Option<String>,
     /// Keep the server name in a managed block of `/etc/hosts`.
     pub etc_hosts: bool,
+    /// Write nothing in `/etc` (the unit's sandboxed run): hand the applied name over to
+    /// [`write_etc`] through [`HANDOVER`] instead.
+    pub hand_over: bool,
 }
+
+/// Where the sandboxed run leaves the name it applied for the run that may write `/etc`: the
+/// name as the document has it on the first line, on the second `hostnamed` (which wrote
+/// `/etc/hostname` itself) or `fallback` (`/etc/hostname` is still to be written).
+pub const HANDOVER: &str = "/run/hcloud-hostname/applied";
+/// The handover is a name and a word; anything longer was not written by us.
+const HANDOVER_MAX: u64 = 512;
 
 /// What was done.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +85,8 @@ pub enum Error {
         #[source]
         source: InvalidHostname,
     },
+    #[error("refusing the handover {path}: {why}; /etc is left as it is")]
+    Handover { path: String, why: String },
     #[error("cannot create the directory {path}: {source}")]
     CreateDir {
         path: String,
@@ -117,6 +135,10 @@ impl Error {
 
 /// Load the document, check it belongs to this server, validate its hostname and apply it.
 pub fn run(cfg: &Config) -> Result<Applied, Error> {
+    if cfg.hand_over {
+        // A name left by an earlier run must not be written after this one applied none.
+        hcloud_metadata::atomic::remove_file(&cfg.root.join(HANDOVER))?;
+    }
     let path = cfg.root.join(&cfg.metadata);
     let doc = hcloud_metadata::load_document(&path)?;
     if let Err(e) = hcloud_metadata::check_instance(&cfg.root, doc.instance_id) {
@@ -145,14 +167,119 @@ pub fn run(cfg: &Config) -> Result<Applied, Error> {
     }
     warn_about_credential(&cfg.root, raw);
     let applied = apply(cfg, &name)?;
+    if cfg.hand_over {
+        hand_over(cfg, raw, &applied)?;
+        return Ok(applied);
+    }
     if cfg.etc_hosts {
-        let path = cfg.root.join(hosts::HOSTS_FILE);
-        match hosts::update(&path, &name) {
+        update_hosts(&cfg.root, &name)?;
+    }
+    Ok(applied)
+}
+
+/// Leave the applied name in [`HANDOVER`] for [`write_etc`].
+fn hand_over(cfg: &Config, raw: &str, applied: &Applied) -> Result<(), Error> {
+    let how = match applied {
+        Applied::Fallback { .. } | Applied::File { .. } => "fallback",
+        _ => "hostnamed",
+    };
+    let path = cfg.root.join(HANDOVER);
+    write_file_bytes(&path, format!("{raw}\n{how}\n").as_bytes())?;
+    log::info!(
+        "left {raw:?} in {} for the step that writes /etc",
+        path.display()
+    );
+    Ok(())
+}
+
+/// The unit's second step, with the privileges to write `/etc` and no outside input but the
+/// handover of the sandboxed run, which is validated again: write `/etc/hostname` if hostnamed
+/// did not, and the managed block of `/etc/hosts` (unless `etc_hosts` is false). No handover
+/// (the document had no name): nothing to do.
+pub fn write_etc(root: &Root, etc_hosts: bool) -> Result<(), Error> {
+    let path = root.join(HANDOVER);
+    let Some(text) = read_handover(&path)? else {
+        log::info!(
+            "{} is missing: no name was applied, /etc is left as it is",
+            path.display()
+        );
+        return Ok(());
+    };
+    let mut lines = text.lines();
+    let (raw, how) = (lines.next().unwrap_or(""), lines.next().unwrap_or(""));
+    let name = validate(raw).map_err(|source| Error::Invalid {
+        path: path.display().to_string(),
+        source,
+    })?;
+    match how {
+        "hostnamed" => {}
+        "fallback" => {
+            let file = root.join(HOSTNAME_FILE);
+            let outcome = write_file(&file, &name)?;
+            log::info!(
+                "{} {} with {:?}",
+                verb(outcome),
+                file.display(),
+                name.as_str()
+            );
+        }
+        other => {
+            return Err(Error::Handover {
+                path: path.display().to_string(),
+                why: format!("unknown way {other:?} (expected hostnamed or fallback)"),
+            });
+        }
+    }
+    if etc_hosts {
+        update_hosts(root, &name)?;
+    }
+    hcloud_metadata::atomic::remove_file(&path)?;
+    Ok(())
+}
+
+/// The handover's text: `None` when there is none; a link, a non-file or an oversize file is
+/// refused without being read.
+fn read_handover(path: &Path) -> Result<Option<String>, Error> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let refused = |why: String| Error::Handover {
+        path: path.display().to_string(),
+        why,
+    };
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+            return Err(refused("it is a symbolic link".into()));
+        }
+        Err(e) => return Err(refused(e.to_string())),
+    };
+    let meta = file.metadata().map_err(|e| refused(e.to_string()))?;
+    if !meta.is_file() || meta.len() > HANDOVER_MAX {
+        return Err(refused(format!(
+            "not a regular file of at most {HANDOVER_MAX} bytes"
+        )));
+    }
+    let mut text = String::new();
+    file.take(HANDOVER_MAX)
+        .read_to_string(&mut text)
+        .map_err(|e| refused(e.to_string()))?;
+    Ok(Some(text))
+}
+
+fn update_hosts(root: &Root, name: &Hostname) -> Result<(), Error> {
+    {
+        let path = root.join(hosts::HOSTS_FILE);
+        match hosts::update(&path, name) {
             Ok(outcome) => log::info!(
                 "{} the managed block of {}: {}",
                 verb(outcome),
                 path.display(),
-                hosts::lines(&name).join(", ")
+                hosts::lines(name).join(", ")
             ),
             // Someone else owns the file on purpose (NixOS links it into the store): say so,
             // do not fail the hostname for it.
@@ -160,7 +287,7 @@ pub fn run(cfg: &Config) -> Result<Applied, Error> {
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(applied)
+    Ok(())
 }
 
 /// systemd-imds' import (or another source) may leave a `firstboot.hostname` credential, which
@@ -190,6 +317,13 @@ pub fn apply(cfg: &Config, name: &Hostname) -> Result<Applied, Error> {
     let shown = name.as_str();
     if !cfg.root.is_live() {
         let path = cfg.root.join(HOSTNAME_FILE);
+        if cfg.hand_over {
+            // Written by write_etc, from the handover.
+            return Ok(Applied::File {
+                path,
+                outcome: WriteOutcome::Unchanged,
+            });
+        }
         let outcome = write_file(&path, name)?;
         log::info!(
             "{} {} with {shown:?} (root {} is not the running system: no D-Bus, no sethostname)",
@@ -223,6 +357,10 @@ fn verb(outcome: WriteOutcome) -> &'static str {
 }
 
 fn write_file(path: &Path, name: &Hostname) -> Result<WriteOutcome, Error> {
+    write_file_bytes(path, format!("{name}\n").as_bytes())
+}
+
+fn write_file_bytes(path: &Path, bytes: &[u8]) -> Result<WriteOutcome, Error> {
     if let Some(dir) = path.parent()
         && !dir.exists()
     {
@@ -231,11 +369,7 @@ fn write_file(path: &Path, name: &Hostname) -> Result<WriteOutcome, Error> {
             source,
         })?;
     }
-    Ok(write_atomic(
-        path,
-        format!("{name}\n").as_bytes(),
-        WriteOptions::mode(0o644),
-    )?)
+    Ok(write_atomic(path, bytes, WriteOptions::mode(0o644))?)
 }
 
 /// No hostnamed: write `/etc/hostname` (the static name for the next boot) and set the kernel
@@ -243,11 +377,17 @@ fn write_file(path: &Path, name: &Hostname) -> Result<WriteOutcome, Error> {
 fn fallback(cfg: &Config, name: &Hostname, why: String) -> Result<Applied, Error> {
     let shown = name.as_str();
     let path = cfg.root.join(HOSTNAME_FILE);
-    let file = write_file(&path, name).map_err(|e| Error::FallbackWrite {
-        why: why.clone(),
-        source: Box::new(e),
-    })?;
-    log::info!("{} {} with {shown:?}", verb(file), path.display());
+    let file = if cfg.hand_over {
+        // Written by the step that may write /etc (write_etc), from the handover.
+        WriteOutcome::Unchanged
+    } else {
+        let file = write_file(&path, name).map_err(|e| Error::FallbackWrite {
+            why: why.clone(),
+            source: Box::new(e),
+        })?;
+        log::info!("{} {} with {shown:?}", verb(file), path.display());
+        file
+    };
     let current = nix::unistd::gethostname().ok();
     let kernel_changed = current.as_deref() != Some(std::ffi::OsStr::new(name.as_str()));
     if kernel_changed {

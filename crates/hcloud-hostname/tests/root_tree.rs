@@ -238,3 +238,90 @@ fn a_world_writable_etc_hostname_is_narrowed_to_0644() {
         0o644
     );
 }
+
+/// The unit's two steps: `--no-etc` (sandboxed, /etc read-only) writes nothing in /etc and
+/// leaves the name; `--etc-only` writes /etc/hostname and the /etc/hosts block from it alone.
+#[test]
+fn no_etc_leaves_etc_alone_and_etc_only_writes_it_from_the_handover() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_doc(root, 7, Some("web.example.com"));
+    fs::write(root.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
+    let out = run_with(root, &["--no-etc"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!root.join("etc/hostname").exists());
+    assert_eq!(
+        fs::read_to_string(root.join("etc/hosts")).unwrap(),
+        "127.0.0.1 localhost\n"
+    );
+    let handover = root.join("run/hcloud-hostname/applied");
+    assert_eq!(
+        fs::read_to_string(&handover).unwrap(),
+        "web.example.com\nfallback\n"
+    );
+
+    // The document is not read again: removing it changes nothing.
+    fs::remove_file(root.join("etc/hcloud-metadata.json")).unwrap();
+    let out = run_with(root, &["--etc-only"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        fs::read_to_string(root.join("etc/hostname")).unwrap(),
+        "web.example.com\n"
+    );
+    let hosts = fs::read_to_string(root.join("etc/hosts")).unwrap();
+    assert!(hosts.starts_with("127.0.0.1 localhost\n"), "{hosts}");
+    assert!(hosts.contains("127.0.1.1 web.example.com web\n"), "{hosts}");
+    assert!(!handover.exists());
+
+    // A later run that applies no name (the document has none) leaves nothing to write.
+    write_doc(root, 7, Some("other"));
+    assert!(run_with(root, &["--no-etc"]).status.success());
+    write_doc(root, 7, None);
+    assert!(run_with(root, &["--no-etc"]).status.success());
+    assert!(!handover.exists(), "a handover of an earlier run survived");
+
+    // Run again without a handover: nothing to do, nothing changed.
+    let out = run_with(root, &["--etc-only"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(fs::read_to_string(root.join("etc/hosts")).unwrap(), hosts);
+}
+
+/// The handover comes from the sandboxed step: a link, a bad name or an unknown word is refused
+/// and /etc stays as it was.
+#[test]
+fn etc_only_refuses_a_handover_it_cannot_trust() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::create_dir_all(root.join("etc")).unwrap();
+    fs::create_dir_all(root.join("run/hcloud-hostname")).unwrap();
+    fs::write(root.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
+    fs::write(root.join("etc/hostname"), "old\n").unwrap();
+    let handover = root.join("run/hcloud-hostname/applied");
+    let cases: [(&str, Option<&str>, &str); 3] = [
+        ("a link", None, "symbolic link"),
+        (
+            "a bad name",
+            Some("bad_name!\nfallback\n"),
+            "refusing the hostname",
+        ),
+        ("an unknown word", Some("web\nsomething\n"), "unknown way"),
+    ];
+    for (what, content, expected) in cases {
+        let _ = fs::remove_file(&handover);
+        match content {
+            Some(c) => fs::write(&handover, c).unwrap(),
+            None => std::os::unix::fs::symlink(root.join("etc/hostname"), &handover).unwrap(),
+        }
+        let out = run_with(root, &["--etc-only"]);
+        assert!(!out.status.success(), "{what} was accepted");
+        assert!(stderr(&out).contains(expected), "{what}: {}", stderr(&out));
+        assert_eq!(
+            fs::read_to_string(root.join("etc/hostname")).unwrap(),
+            "old\n"
+        );
+        assert_eq!(
+            fs::read_to_string(root.join("etc/hosts")).unwrap(),
+            "127.0.0.1 localhost\n"
+        );
+    }
+}

@@ -80,8 +80,8 @@ let
         ]
       ))
       (check "hcloud-hostname leaves NixOS' /etc/hosts alone" (
-        elem "${config.services.hcloud.package}/bin/hcloud-hostname --no-etc-hosts"
-          config.systemd.services.hcloud-hostname.serviceConfig.ExecStart
+        elem "+${config.services.hcloud.package}/bin/hcloud-hostname --etc-only --no-etc-hosts"
+          config.systemd.services.hcloud-hostname.serviceConfig.ExecStartPost
       ))
     ];
   # The public network hcloud-network writes for a document with a public IPv4.
