@@ -30,8 +30,19 @@ pub struct Args {
 
 #[derive(Subcommand)]
 pub enum Cmd {
-    /// Handle the attached volume with this id (run by hcloud-volumes@<id>.service).
+    /// Handle the attached volume with this id: ask, record in /etc/fstab, mount.
     Attach {
+        /// The volume id (its SCSI serial).
+        id: u64,
+        /// Take the answer `ask` left in /run/hcloud-volumes/<id>.automount instead of asking
+        /// (the unit's second step, with the privileges to write /etc/fstab and mount).
+        #[arg(long)]
+        answered: bool,
+    },
+    /// Only ask the metadata service whether the volume is to be mounted, when it needs the
+    /// question, and leave the answer for `attach --answered` (the unit's first step, in a
+    /// sandbox where /etc is read-only).
+    Ask {
         /// The volume id (its SCSI serial).
         id: u64,
     },
@@ -47,11 +58,13 @@ Files:
   /etc/fstab  one line per automounted volume (written atomically; other lines are kept)
   /mnt/HC_Volume_<id>  the mount point (mounted by systemd from the fstab line)
   /run/hcloud-volumes/fstab.lock  serializes volumes attached at the same time
+  /run/hcloud-volumes/<id>.automount  the answer of ask, for attach --answered
   /usr/lib/udev/rules.d/81-hcloud-volumes.rules  starts the unit for a volume with a
      filesystem
 
 Units:
-  hcloud-volumes@<id>.service  runs hcloud-volumes attach <id>, started by the udev rule
+  hcloud-volumes@<id>.service  started by the udev rule: runs hcloud-volumes ask <id> in its
+     sandbox, then hcloud-volumes attach --answered <id>
 
 See also:
   fstab(5), systemd.mount(5)

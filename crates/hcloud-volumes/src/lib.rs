@@ -72,6 +72,10 @@ pub enum Error {
     #[error("writing {0}")]
     Write(#[from] hcloud_metadata::atomic::WriteError),
     #[error(
+        "volume {id}: no usable answer from `hcloud-volumes ask {id}` in {path}: {why}; not recorded"
+    )]
+    Answer { id: u64, path: PathBuf, why: String },
+    #[error(
         "volume {id} is recorded in /etc/fstab but systemd could not mount it ({command}): {detail}; see journalctl -u {unit}"
     )]
     Mount {
@@ -210,6 +214,108 @@ fn systemd_mount(id: u64, reload: bool) -> Result<(), Error> {
     Ok(())
 }
 
+/// What the volume needs before anything is written: a question to the metadata service
+/// (`Ok`), or an outcome that needs none (`Err`).
+fn examine(root: &Root, id: u64) -> Result<Result<(VolumeDevice, String), Outcome>, Error> {
+    let dev = match probe(root, id) {
+        Ok(d) => d,
+        Err(DeviceError::NotAttached { .. }) => return Ok(Err(Outcome::NotAttached)),
+        Err(e) => return Err(e.into()),
+    };
+    let Some(fs_type) = dev.fs_type.clone() else {
+        return Ok(Err(Outcome::Unformatted));
+    };
+    let usage = dev.fs_usage.clone().unwrap_or_default();
+    if usage != "filesystem" {
+        return Ok(Err(Outcome::NotAFilesystem { usage, fs_type }));
+    }
+    if !device::valid_fs_type(&fs_type) {
+        return Err(Error::BadFsType { id, fs_type });
+    }
+    // A quick look without the lock: a reboot or a reattach needs no question.
+    let (text, _) = read_fstab(&root.join(FSTAB))?;
+    Ok(match fstab::find(&text, &dev) {
+        fstab::Recorded::Elsewhere { line, file } => Err(Outcome::RecordedElsewhere { line, file }),
+        fstab::Recorded::AtMountPoint { line } => Err(Outcome::AlreadyRecorded { line }),
+        fstab::Recorded::No => Ok((dev, fs_type)),
+    })
+}
+
+/// Where `hcloud-volumes ask` leaves the answer for `attach --answered`: `yes` or `no`.
+pub fn answer_path(root: &Root, id: u64) -> PathBuf {
+    root.join(format!("/run/hcloud-volumes/{id}.automount"))
+}
+
+/// What `hcloud-volumes ask <id>` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Asked {
+    /// The volume needs no question; `attach` will say why.
+    NoQuestion(Outcome),
+    /// The metadata service's answer, left in [`answer_path`].
+    Answered(bool),
+}
+
+/// The unit's sandboxed step (`hcloud-volumes ask <id>`): the only one that talks to the network,
+/// with `/etc` read-only. Asks whether automount was requested, when the volume needs the
+/// question, and leaves the answer for the step that writes fstab and mounts
+/// ([`attach`] with [`answered`]).
+pub fn ask(
+    opts: &Options,
+    id: u64,
+    fetch: impl FnOnce(&str, u64, Duration) -> Result<bool, Error>,
+) -> Result<Asked, Error> {
+    let path = answer_path(&opts.root, id);
+    hcloud_metadata::atomic::remove_file(&path)?;
+    if let Err(outcome) = examine(&opts.root, id)? {
+        return Ok(Asked::NoQuestion(outcome));
+    }
+    let yes = fetch(&opts.metadata_url, id, opts.budget)?;
+    if let Some(dir) = path.parent() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .map_err(io("create", dir))?;
+    }
+    let word: &[u8] = if yes { b"yes\n" } else { b"no\n" };
+    write_atomic(&path, word, WriteOptions::mode(0o644))?;
+    Ok(Asked::Answered(yes))
+}
+
+/// The answer `ask` left, as the `ask` argument of [`attach`] (`attach --answered`): read once
+/// and removed. A link, anything but `yes` or `no`, or no answer at all is an error: the
+/// question was needed and nothing trustworthy answered it.
+pub fn answered(root: &Root) -> impl FnOnce(&str, u64, Duration) -> Result<bool, Error> + '_ {
+    move |_, id, _| {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = answer_path(root, id);
+        let bad = |why: String| Error::Answer {
+            id,
+            path: path.clone(),
+            why,
+        };
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&path)
+            .map_err(|e| bad(e.to_string()))?;
+        if !file.metadata().map_err(|e| bad(e.to_string()))?.is_file() {
+            return Err(bad("not a regular file".into()));
+        }
+        let mut text = String::new();
+        file.take(16)
+            .read_to_string(&mut text)
+            .map_err(|e| bad(e.to_string()))?;
+        hcloud_metadata::atomic::remove_file(&path)?;
+        match text.trim_end() {
+            "yes" => Ok(true),
+            "no" => Ok(false),
+            _ => Err(bad("neither yes nor no".into())),
+        }
+    }
+}
+
 /// Handle one attached volume (`hcloud-volumes attach <id>`). `ask` answers whether automount
 /// was requested; it is only called for a formatted volume fstab does not know yet.
 pub fn attach(
@@ -218,39 +324,20 @@ pub fn attach(
     ask: impl FnOnce(&str, u64, Duration) -> Result<bool, Error>,
 ) -> Result<Outcome, Error> {
     let root = &opts.root;
-    let dev = match probe(root, id) {
-        Ok(d) => d,
-        Err(DeviceError::NotAttached { .. }) => return Ok(Outcome::NotAttached),
-        Err(e) => return Err(e.into()),
-    };
-    let Some(fs_type) = dev.fs_type.clone() else {
-        return Ok(Outcome::Unformatted);
-    };
-    let usage = dev.fs_usage.clone().unwrap_or_default();
-    if usage != "filesystem" {
-        return Ok(Outcome::NotAFilesystem { usage, fs_type });
-    }
-    if !device::valid_fs_type(&fs_type) {
-        return Err(Error::BadFsType { id, fs_type });
-    }
-    let fstab_path = root.join(FSTAB);
-    // A quick look without the lock: a reboot or a reattach needs no question.
-    let (text, _) = read_fstab(&fstab_path)?;
-    match fstab::find(&text, &dev) {
-        fstab::Recorded::Elsewhere { line, file } => {
-            return Ok(Outcome::RecordedElsewhere { line, file });
-        }
-        fstab::Recorded::AtMountPoint { line } => {
+    let (dev, fs_type) = match examine(root, id)? {
+        Ok(found) => found,
+        Err(outcome @ Outcome::AlreadyRecorded { .. }) => {
             if root.is_live() {
                 systemd_mount(id, false)?;
             }
-            return Ok(Outcome::AlreadyRecorded { line });
+            return Ok(outcome);
         }
-        fstab::Recorded::No => {}
-    }
+        Err(outcome) => return Ok(outcome),
+    };
     if !ask(&opts.metadata_url, id, opts.budget)? {
         return Ok(Outcome::NotRequested);
     }
+    let fstab_path = root.join(FSTAB);
     let mount_point = fstab::mount_point(id);
     let mp_path = root.join(&mount_point);
     fs::DirBuilder::new()

@@ -411,3 +411,77 @@ fn a_symlink_planted_at_the_lock_is_refused_and_its_target_never_created() {
     assert!(!t.path().join("etc/sudoers.d-x").exists());
     assert_eq!(fstab(t.path()), FSTAB);
 }
+
+fn run_args(root: &Path, url: &str, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(["--root", root.to_str().unwrap(), "--metadata-url", url])
+        .args(["--timeout", "3"])
+        .args(args)
+        .env_remove("JOURNAL_STREAM")
+        .output()
+        .unwrap()
+}
+
+/// The unit's two steps: `ask` (sandboxed, /etc read-only) asks and writes only its answer;
+/// `attach --answered` records and mounts from that answer without asking again.
+#[test]
+fn ask_writes_only_the_answer_and_attach_answered_records_from_it() {
+    let f = fake("    - id: 100010\n      automount: true", 300);
+    let t = tree();
+    plug(t.path(), 100010, "sdb", 16, EXT4);
+    let answer = t.path().join("run/hcloud-volumes/100010.automount");
+    ok(&run_args(t.path(), &f.base_url(), &["ask", "100010"]));
+    assert_eq!(fs::read_to_string(&answer).unwrap(), "yes\n");
+    assert_eq!(fstab(t.path()), FSTAB, "ask wrote fstab");
+    assert!(!t.path().join("mnt/HC_Volume_100010").exists());
+    assert_eq!(volume_requests(&f), 1);
+
+    let err = ok(&run_args(
+        t.path(),
+        "http://127.0.0.1:9/",
+        &["attach", "--answered", "100010"],
+    ));
+    assert!(err.contains("recorded in /etc/fstab"), "{err}");
+    assert!(fstab(t.path()).contains("/mnt/HC_Volume_100010 ext4"));
+    assert!(!answer.exists(), "the answer is used once");
+    assert_eq!(volume_requests(&f), 1);
+
+    // Recorded now: ask needs no question and leaves no answer; attach mounts again.
+    ok(&run_args(t.path(), &f.base_url(), &["ask", "100010"]));
+    assert!(!answer.exists());
+    assert_eq!(volume_requests(&f), 1);
+    let err = ok(&run_args(
+        t.path(),
+        "http://127.0.0.1:9/",
+        &["attach", "--answered", "100010"],
+    ));
+    assert!(err.contains("is recorded at"), "{err}");
+}
+
+/// What the sandboxed step leaves is not trusted: no answer, a link, or another word records
+/// nothing.
+#[test]
+fn attach_answered_refuses_a_missing_or_strange_answer() {
+    let t = tree();
+    plug(t.path(), 100011, "sdb", 16, EXT4);
+    let dir = t.path().join("run/hcloud-volumes");
+    fs::create_dir_all(&dir).unwrap();
+    let answer = dir.join("100011.automount");
+    for (what, plant) in [("no answer", 0), ("a link", 1), ("another word", 2)] {
+        let _ = fs::remove_file(&answer);
+        match plant {
+            1 => symlink("/etc/passwd", &answer).unwrap(),
+            2 => fs::write(&answer, "yes please\n").unwrap(),
+            _ => {}
+        }
+        let out = run_args(
+            t.path(),
+            "http://127.0.0.1:9/",
+            &["attach", "--answered", "100011"],
+        );
+        assert!(!out.status.success(), "{what} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("no usable answer"), "{what}: {err}");
+        assert_eq!(fstab(t.path()), FSTAB, "{what}");
+    }
+}
