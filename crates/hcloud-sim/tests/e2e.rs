@@ -249,6 +249,96 @@ fn check_beside_systemd_imds(vm: &Vm) {
     );
 }
 
+/// What a compromised agent would try first, run from inside each unit's own sandbox: a drop-in
+/// in /run replaces the unit's commands by this probe, one line per attempt. systemd's private
+/// bus has no bus daemon (busctl cannot call it), so that attempt is D-Bus's own handshake.
+const SANDBOX_PROBE: &str = r#"try() {
+  what=$1; shift
+  if err=$("$@" 2>&1 >/dev/null); then echo "PROBE $what allowed"
+  else echo "PROBE $what denied: $(echo "$err" | head -n 1)"; fi
+}
+try shadow sh -c ': >>/etc/shadow'
+try sudoers sh -c ': >/etc/sudoers.d/hcloud-probe && rm -f /etc/sudoers.d/hcloud-probe'
+try system-bus busctl --system --timeout=20 call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus GetId
+try systemd-bus perl -MIO::Socket::UNIX -e '$s = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => "/run/systemd/private") or die "$!\n"; print $s "\0AUTH EXTERNAL 30\r\n"; $l = <$s>; $l =~ /^OK / or die "no D-Bus answer\n"'
+echo "PROBE done"
+"#;
+
+/// Each unit and what its sandbox must allow of [`SANDBOX_PROBE`]'s attempts (writing
+/// /etc/shadow, creating /etc/sudoers.d/x, the system bus, systemd's private bus): only the
+/// bus the agent uses. (Outside any sandbox, as root over SSH, all four must succeed, or the
+/// probe could not tell.)
+const SANDBOXES: &[(&str, [bool; 4])] = &[
+    ("hcloud-dl-metadata.service", [false, false, false, false]),
+    ("hcloud-dl-userdata.service", [false, false, false, false]),
+    ("hcloud-ssh-keys.service", [false, false, false, false]),
+    ("hcloud-network.service", [false, false, true, false]),
+    (
+        "hcloud-network-refresh.service",
+        [false, false, true, false],
+    ),
+    ("hcloud-hostname.service", [false, false, true, false]),
+    ("hcloud-volumes@4242.service", [false, false, false, false]),
+];
+
+/// Runs [`SANDBOX_PROBE`] in every unit's sandbox and compares with [`SANDBOXES`]. Last step of
+/// a scenario: the units are left as the probe left them.
+fn check_sandboxes(vm: &Vm) {
+    vm.sh(&format!(
+        "mkdir -p /etc/sudoers.d && cat >/run/hcloud-probe.sh <<'PROBE_EOF'\n{SANDBOX_PROBE}PROBE_EOF"
+    ));
+    let drop_in = "[Service]\nExecStartPre=\nExecStart=\nExecStart=/bin/sh /run/hcloud-probe.sh\nExecStartPost=\n";
+    for (unit, _) in SANDBOXES {
+        let template = match unit.split_once('@') {
+            Some((base, _)) => format!("{base}@.service"),
+            None => unit.to_string(),
+        };
+        vm.sh(&format!(
+            "mkdir -p /run/systemd/system/{template}.d && printf '%s' '{drop_in}' >/run/systemd/system/{template}.d/zz-probe.conf"
+        ));
+    }
+    vm.sh("systemctl daemon-reload");
+    let outside = vm.sh("sh /run/hcloud-probe.sh");
+    assert_eq!(
+        outside.lines().filter(|l| l.ends_with(" allowed")).count(),
+        4,
+        "outside any sandbox root can do all the probe tries, or the probe cannot tell:\n{outside}"
+    );
+    let mut wrong = Vec::new();
+    for (unit, expected) in SANDBOXES {
+        vm.sh(&format!("systemctl restart {unit} || true"));
+        // The probe runs once a boot in each unit, so the unit's PROBE lines are its lines.
+        let lines = vm.eventually(
+            &format!("the probe in {unit}"),
+            &format!(
+                "journalctl -b --no-pager -o cat -u {unit} | grep '^PROBE' >/run/probe.out; grep -q '^PROBE done' /run/probe.out && cat /run/probe.out"
+            ),
+            Duration::from_secs(120),
+        );
+        eprintln!("{unit}:\n{lines}");
+        for (what, allowed) in ["shadow", "sudoers", "system-bus", "systemd-bus"]
+            .iter()
+            .zip(expected)
+        {
+            let seen = lines
+                .lines()
+                .find(|l| l.starts_with(&format!("PROBE {what} ")))
+                .unwrap_or("missing");
+            if seen.starts_with(&format!("PROBE {what} allowed")) != *allowed {
+                wrong.push(format!(
+                    "{unit}: {seen} (expected {})",
+                    if *allowed { "allowed" } else { "denied" }
+                ));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "sandboxes that allow or deny the wrong things:\n{}",
+        wrong.join("\n")
+    );
+}
+
 fn check_identity(vm: &Vm, id: u64) {
     assert_eq!(vm.sh("cat /sys/class/dmi/id/sys_vendor").trim(), "Hetzner");
     assert_eq!(
@@ -259,7 +349,12 @@ fn check_identity(vm: &Vm, id: u64) {
 
 /// The document and the user data on disk, with their modes.
 fn check_files(vm: &Vm, id: u64, name: &str, key: &str, userdata: Option<&str>) -> Value {
-    let mode = vm.sh("stat -c %a /etc/hcloud-metadata.json");
+    // The public paths are the links the agents ship, into their state directories.
+    assert_eq!(
+        vm.sh("readlink /etc/hcloud-metadata.json").trim(),
+        "/var/lib/hcloud-dl-metadata/hcloud-metadata.json"
+    );
+    let mode = vm.sh("stat -L -c %a /etc/hcloud-metadata.json");
     assert_eq!(mode.trim(), "644", "mode of /etc/hcloud-metadata.json");
     let doc: Value = serde_json::from_str(&vm.sh("cat /etc/hcloud-metadata.json"))
         .expect("the document is JSON");
@@ -269,9 +364,9 @@ fn check_files(vm: &Vm, id: u64, name: &str, key: &str, userdata: Option<&str>) 
     assert!(keys.iter().any(|k| k.as_str() == Some(key)), "{doc:#}");
     if let Some(ud) = userdata {
         assert_eq!(
-            vm.sh("stat -c %a /etc/hcloud-userdata").trim(),
-            "600",
-            "mode of /etc/hcloud-userdata"
+            vm.sh("readlink /etc/hcloud-userdata; stat -L -c %a /etc/hcloud-userdata"),
+            "/var/lib/hcloud-dl-userdata/hcloud-userdata\n600\n",
+            "link and mode of /etc/hcloud-userdata"
         );
         assert_eq!(
             vm.sh("cat /etc/hcloud-userdata"),
@@ -423,6 +518,7 @@ fn s1_dual_stack_private_network_and_userdata(release: Release) {
     let scores = exposure(&vm, UNITS);
     let features = json!({"hostname": true, "ssh_keys": true, "ipv4": true, "ipv6": true, "private_network": true, "alias_ip": true, "exposure": scores});
     print_timings(&vm, t, features);
+    check_sandboxes(&vm);
 }
 
 fn s2a_ipv6_only_server(release: Release) {
