@@ -228,7 +228,7 @@ source "hcloud" "nixos" {
   image               = var.base-image
   rescue              = "linux64"
   ssh_username        = "root"
-  server_name         = "packer-nixos-${var.arch}-${local.build-time}"
+  server_name         = "packer-nixos-${replace(var.arch, "_", "-")}-${local.build-time}"
   server_labels       = { "packer-build-id" = local.build-id }
   snapshot_name       = local.snapshot-name
   snapshot_labels     = local.labels

@@ -630,3 +630,53 @@ fn the_arch_image_hands_systemd_imds_jobs_to_the_agents() {
         );
     }
 }
+
+fn f_replace(args: FuncArgs) -> Result<Value, String> {
+    let s = |i: usize| args[i].as_str().unwrap_or_default().to_string();
+    Ok(Value::String(s(0).replace(&s(1), &s(2))))
+}
+
+/// The build server's name as packer sends it, for `arch` and a fixed build time.
+fn server_name(template: &str, arch: &str) -> String {
+    let (_, body) = load(template);
+    let source = blocks(&body, "source").next().expect("a source block");
+    let mut ctx = context("arch", Value::String(arch.into()));
+    let mut locals = hcl::Map::new();
+    locals.insert(
+        "build-time".to_string(),
+        Value::String("20261201T120000Z".into()),
+    );
+    ctx.declare_var("local", Value::Object(locals));
+    ctx.declare_func(
+        "replace",
+        FuncDef::builder()
+            .params([ParamType::String, ParamType::String, ParamType::String])
+            .build(f_replace),
+    );
+    match attr(source.body(), "server_name")
+        .expect("server_name")
+        .evaluate(&ctx)
+    {
+        Ok(Value::String(s)) => s,
+        other => panic!("{template}: server_name evaluated to {other:?}"),
+    }
+}
+
+/// Hetzner refuses a server name that is not a hostname ("Name must be a valid hostname"); the
+/// NixOS template's x86_64 build server was `packer-nixos-x86_64-...`, refused before anything
+/// was built. Checked with the rule the fake Cloud API enforces.
+#[test]
+fn build_servers_have_names_hetzner_accepts_for_every_architecture() {
+    for (template, arches) in [
+        ("archlinux.pkr.hcl", &["x86_64"][..]),
+        ("nixos.pkr.hcl", &["x86_64", "aarch64"][..]),
+    ] {
+        for arch in arches {
+            let name = server_name(template, arch);
+            assert!(
+                hcloud_fake_cloud::rules::valid_hostname(&name),
+                "{template} ({arch}): Hetzner refuses the server name {name:?}"
+            );
+        }
+    }
+}
