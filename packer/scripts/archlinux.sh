@@ -82,7 +82,11 @@ for m in $package_mirrors; do
   echo "Server = $m" >>"$boot/etc/pacman.d/mirrorlist"
 done
 mkdir -p "$boot/mnt"
+# A slave, so that the exit trap's `umount -R` takes only these copies away: with the rescue
+# system's shared propagation it would also unmount the target's own /efi, and cleanup.sh would
+# then skip the ESP's trim.
 mount --rbind "$target" "$boot/mnt"
+mount --make-rslave "$boot/mnt"
 
 in_bootstrap() { "$boot/usr/bin/arch-chroot" "$boot" "$@"; }
 

@@ -232,3 +232,73 @@ fn cleanup_removes_per_server_state_and_keeps_the_rest() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not look like a root file system"));
 }
+
+/// The mount steps of a recursive bind and its recursive unmount, run in a mount namespace of
+/// their own with shared propagation (as in the rescue system): is the target's own `/efi`
+/// still mounted afterwards?
+fn efi_survives_the_unmount(bind_steps: &str) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let script = format!(
+        "set -e
+mount --make-rshared /
+mkdir -p {d}/target {d}/boot
+mount -t tmpfs target {d}/target
+mkdir -p {d}/target/efi {d}/boot/mnt
+mount -t tmpfs esp {d}/target/efi
+target={d}/target boot={d}/boot
+{bind_steps}
+umount -R \"$boot/mnt\"
+if mountpoint -q {d}/target/efi; then echo kept; else echo gone; fi"
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "bash", "-c", &script])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && matches!(said.trim(), "kept" | "gone"),
+        "the mount steps failed: {said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    said.trim() == "kept"
+}
+
+/// archlinux.sh binds the target into the bootstrap with `mount --rbind` and unmounts it with
+/// `umount -R` on exit. Without `--make-rslave` the unmount propagates back to the target's own
+/// mounts, so the target's `/efi` was gone when cleanup.sh came to trim the ESP. Every recursive
+/// bind in the scripts must be made a slave right after it.
+#[test]
+fn a_recursive_bind_of_the_target_is_a_slave_so_its_unmount_keeps_the_targets_mounts() {
+    assert!(
+        !efi_survives_the_unmount("mount --rbind \"$target\" \"$boot/mnt\""),
+        "without --make-rslave the unmount should reach the target's /efi (the test would not tell)"
+    );
+    let scripts = repo().join("packer/scripts");
+    let mut binds = 0;
+    for entry in fs::read_dir(&scripts).unwrap() {
+        let path = entry.unwrap().path();
+        let text = fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        for (i, line) in lines.iter().enumerate() {
+            let Some(args) = line.strip_prefix("mount --rbind ") else {
+                continue;
+            };
+            binds += 1;
+            let mount_point = args.split_whitespace().last().unwrap();
+            let slave = format!("mount --make-rslave {mount_point}");
+            assert_eq!(
+                lines.get(i + 1).copied(),
+                Some(slave.as_str()),
+                "{}: `{line}` is not followed by `{slave}`",
+                path.display()
+            );
+            assert!(
+                efi_survives_the_unmount(&format!("{line}\n{slave}")),
+                "{}: `{line}` then `{slave}` still unmounts the target's /efi",
+                path.display()
+            );
+        }
+    }
+    assert!(binds > 0, "no `mount --rbind` found in {}", scripts.display());
+}
