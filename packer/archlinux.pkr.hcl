@@ -96,6 +96,16 @@ variable "arch-iso-mirror" {
   }
 }
 
+variable "arch-package-mirrors" {
+  type        = list(string)
+  default     = ["https://mirror.hetzner.com/archlinux/$repo/os/$arch", "https://geo.mirror.pkgbuild.com/$repo/os/$arch"]
+  description = "Package mirrors in the order pacman tries them, for pacstrap and the image's /etc/pacman.d/mirrorlist ($repo and $arch as pacman expands them). Hetzner's public mirror first (mirror.hetzner.de is its legacy host)."
+  validation {
+    condition     = length(var.arch-package-mirrors) > 0 && alltrue([for m in var.arch-package-mirrors : can(regex("^https?://[^ ]*[$]repo[^ ]*[$]arch[^ ]*$", m))])
+    error_message = "The package mirrors are http(s) URLs with $repo and $arch in them and no spaces."
+  }
+}
+
 variable "locale" {
   type        = string
   default     = "C.UTF-8"
@@ -226,6 +236,7 @@ build {
     environment_vars = [
       "ARCH_RELEASE=${var.arch-image}",
       "ARCH_ISO_MIRROR=${var.arch-iso-mirror}",
+      "ARCH_PACKAGE_MIRRORS=${join(" ", var.arch-package-mirrors)}",
       "EXTRA_PACKAGES=${join(" ", var.extra-packages)}",
       "LOCALE=${var.locale}",
       "KEYMAP=${var.keymap}",

@@ -24,7 +24,7 @@ files=$hcloud/files
 release=${ARCH_RELEASE:-latest}
 iso_mirror=${ARCH_ISO_MIRROR:-https://geo.mirror.pkgbuild.com}
 # shellcheck disable=SC2016 # $repo and $arch are pacman's variables, not the shell's
-package_mirrors=${ARCH_PACKAGE_MIRRORS:-'https://mirror.hetzner.de/archlinux/$repo/os/$arch https://geo.mirror.pkgbuild.com/$repo/os/$arch'}
+package_mirrors=${ARCH_PACKAGE_MIRRORS:-'https://mirror.hetzner.com/archlinux/$repo/os/$arch https://geo.mirror.pkgbuild.com/$repo/os/$arch'}
 work=/root/arch-bootstrap
 
 mountpoint -q "$target" || die "$target is not mounted (run disk.sh first)"

@@ -580,6 +580,23 @@ fn validation_rejects_what_would_fail_late_in_a_build() {
         "extra-packages",
         Value::Array(vec![s("vim"), s("evil; reboot")])
     ));
+    let mirrors = |m: &[&str]| Value::Array(m.iter().map(|x| Value::from(x.to_string())).collect());
+    assert!(valid(
+        a,
+        "arch-package-mirrors",
+        mirrors(&["http://10.0.0.1/arch/$repo/os/$arch"])
+    ));
+    assert!(!valid(a, "arch-package-mirrors", mirrors(&[])));
+    assert!(!valid(
+        a,
+        "arch-package-mirrors",
+        mirrors(&["https://mirror.example/archlinux/core/os/x86_64"])
+    ));
+    assert!(!valid(
+        a,
+        "arch-package-mirrors",
+        mirrors(&["https://a/$repo/os/$arch https://b/$repo/os/$arch"])
+    ));
     assert!(!valid(a, "swap-size-mib", Value::from(1.5)));
     assert!(!valid(a, "swap-size-mib", Value::from(-1)));
     assert!(valid(n, "arch", s("aarch64")));
