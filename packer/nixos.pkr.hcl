@@ -206,9 +206,18 @@ locals {
   nix-config-path = var.nix-config-path != "" ? var.nix-config-path : "${path.root}/nixos/default-config"
   agents          = jsondecode(file("${local.dist-dir}/usr/share/hcloud-agents/manifest.json"))
   server-type     = var.server-type != "" ? var.server-type : (var.arch == "aarch64" ? "cax11" : "cx23")
-  release         = trimprefix(var.nixos-channel, "nixos-")
-  build-time      = formatdate("YYYYMMDD'T'hhmmss'Z'", timestamp())
-  build-id        = uuidv4()
+  # What only a combination of variables shows, checked when packer starts, before any server
+  # exists (a validation block sees one variable only): file() of a path that cannot exist is
+  # how the template stops with a message. substr, not can(regex()): packer 1.6.6, which the
+  # offline checks run, evaluates can() to false here.
+  checks = [
+    (var.arch == "aarch64") == (substr(local.server-type, 0, 3) == "cax") ? "" : file("ERROR: server type ${local.server-type} is not for ${var.arch} (aarch64: cax*; x86_64: cx*, cpx*, ccx*)"),
+    var.upgrade-server-type == "" || (var.arch == "aarch64") == (substr(var.upgrade-server-type, 0, 3) == "cax") ? "" : file("ERROR: upgrade server type ${var.upgrade-server-type} is not for ${var.arch}"),
+    fileexists("${local.nix-config-path}/configuration.nix") ? "" : file("ERROR: ${local.nix-config-path} has no configuration.nix"),
+  ]
+  release    = trimprefix(var.nixos-channel, "nixos-")
+  build-time = formatdate("YYYYMMDD'T'hhmmss'Z'", timestamp())
+  build-id   = uuidv4()
   labels = {
     "os-flavor"      = "nixos"
     "arch"           = var.arch

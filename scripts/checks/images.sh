@@ -49,6 +49,21 @@ if cargo run -q --locked -p hcloud-image -- dist --no-build --out "$tmp/dist" >/
       bad "packer validate $t"
     fi
   done
+  # Combinations that would only fail once the build server exists must stop packer first.
+  mkdir -p "$tmp/no-config"
+  for case in "arch=aarch64 server-type=cx23|server type cx23 is not for aarch64" \
+    "server-type=cax11|server type cax11 is not for x86_64" \
+    "arch=aarch64 upgrade-server-type=cpx32|upgrade server type cpx32 is not for aarch64" \
+    "nix-config-path=$tmp/no-config|no-config has no configuration.nix"; do
+    vars=${case%%|*} want=${case#*|} args=()
+    for v in $vars; do args+=(-var "$v"); done
+    step "packer validate nixos refuses ${vars}"
+    if out=$(cd "$tmp/packer" && HCLOUD_TOKEN=dummy packer validate -var "dist-dir=$tmp/dist" "${args[@]}" validate-nixos.pkr.hcl 2>&1); then
+      bad "nixos: packer validate accepted $vars"
+    elif ! tr -s ' \n' ' ' <<<"$out" | grep -qF "$want"; then
+      bad "nixos: packer validate refused $vars without saying \"$want\": $out"
+    fi
+  done
 else
   bad "hcloud-image dist --no-build (build the static agents first: cargo build --release --target x86_64-unknown-linux-musl --workspace --bins)"
 fi
