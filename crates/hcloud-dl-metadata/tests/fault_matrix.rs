@@ -595,6 +595,52 @@ fn hard_link_planted_at_the_document_path_keeps_the_other_name() {
     );
 }
 
+/// Behind the shipped link (/etc/hcloud-metadata.json -> the state file): a symlink planted at
+/// the state file itself is refused like one at the public path, and its target is untouched.
+#[test]
+fn symlink_planted_at_the_state_file_behind_the_shipped_link_is_refused() {
+    let server = fake(base());
+    let root = root_with_serial(Some("42"));
+    let state = path(root.path(), hcloud_metadata::state::METADATA.state);
+    std::fs::create_dir_all(state.parent().unwrap()).unwrap();
+    let victim = root.path().join("etc/shadow");
+    std::fs::write(&victim, "root:!:19000::::::\n").unwrap();
+    std::os::unix::fs::symlink(&victim, &state).unwrap();
+    std::os::unix::fs::symlink(
+        hcloud_metadata::state::METADATA.state,
+        path(root.path(), DOC),
+    )
+    .unwrap();
+    let out = run(BIN, &server.base_url(), root.path(), &[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "root:!:19000::::::\n"
+    );
+    assert!(std::fs::symlink_metadata(&state).unwrap().is_symlink());
+}
+
+/// The shipped link is kept while the document behind it is replaced, byte for byte.
+#[test]
+fn the_shipped_link_is_written_through_and_kept() {
+    let server = fake(base());
+    let root = root_with_serial(Some("42"));
+    let out = run(BIN, &server.base_url(), root.path(), &["--migrate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(BIN, &server.base_url(), root.path(), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let state = path(root.path(), hcloud_metadata::state::METADATA.state);
+    assert_eq!(
+        std::fs::read(&state).unwrap(),
+        document_of(&base()).to_json()
+    );
+    assert_eq!(
+        std::fs::read_link(path(root.path(), DOC)).unwrap(),
+        std::path::Path::new(hcloud_metadata::state::METADATA.state)
+    );
+}
+
 #[test]
 fn directory_at_the_document_path_is_refused() {
     let server = fake(base());
