@@ -9,12 +9,7 @@ fn main() -> ExitCode {
     hcloud_metadata::logging::init("hcloud-dl-metadata");
     let root = Root::new(&args.download.root);
     if args.migrate {
-        let linked = state::migrate_logged(&root, &state::METADATA);
-        return if linked {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        };
+        return state::migrate_command(&root, &state::METADATA);
     }
     let output = state::write_target(&root, &root.join(&args.output));
     let opts = Options {

@@ -9,12 +9,7 @@ fn main() -> ExitCode {
     hcloud_metadata::logging::init("hcloud-dl-userdata");
     let root = Root::new(&args.download.root);
     if args.migrate {
-        let linked = state::migrate_logged(&root, &state::USERDATA);
-        return if linked {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        };
+        return state::migrate_command(&root, &state::USERDATA);
     }
     let output = state::write_target(&root, &root.join(&args.output));
     match run(&Options {

@@ -179,8 +179,17 @@ pub fn migrate(root: &Root, shipped: &Shipped) -> Result<Migration, MigrateError
     })
 }
 
-/// [`migrate`] for a command line: says what it did (or why not) in the log; false on failure.
-pub fn migrate_logged(root: &Root, shipped: &Shipped) -> bool {
+/// `--migrate` of a downloader: [`migrate`], saying what it did (or why not) in the log.
+pub fn migrate_command(root: &Root, shipped: &Shipped) -> std::process::ExitCode {
+    if migrate_logged(root, shipped) {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    }
+}
+
+/// [`migrate`], saying what it did (or why not) in the log; false on failure.
+fn migrate_logged(root: &Root, shipped: &Shipped) -> bool {
     let public = root.join(shipped.public);
     match migrate(root, shipped) {
         Ok(Migration::Linked) => true,

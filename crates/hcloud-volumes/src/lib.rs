@@ -132,17 +132,22 @@ pub fn automount_requested(metadata_url: &str, id: u64, budget: Duration) -> Res
         .map_err(|source| Error::Fetch { id, source })
 }
 
+/// `mkdir -p -m 0755`.
+fn create_dir(dir: &Path) -> Result<(), Error> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .map_err(io("create", dir))
+}
+
 /// Hold the fstab lock while the guard lives.
 struct Lock(#[allow(dead_code)] File);
 
 fn lock(root: &Root) -> Result<Lock, Error> {
     let path = root.join(LOCK);
     if let Some(dir) = path.parent() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(dir)
-            .map_err(io("create", dir))?;
+        create_dir(dir)?;
     }
     // Never through a symlink planted at the lock's path.
     let f = hcloud_metadata::atomic::open_marker(&path)?;
@@ -271,11 +276,7 @@ pub fn ask(
     }
     let yes = fetch(&opts.metadata_url, id, opts.budget)?;
     if let Some(dir) = path.parent() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(dir)
-            .map_err(io("create", dir))?;
+        create_dir(dir)?;
     }
     let word: &[u8] = if yes { b"yes\n" } else { b"no\n" };
     write_atomic(&path, word, WriteOptions::mode(0o644))?;
@@ -340,11 +341,7 @@ pub fn attach(
     let fstab_path = root.join(FSTAB);
     let mount_point = fstab::mount_point(id);
     let mp_path = root.join(&mount_point);
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(&mp_path)
-        .map_err(io("create", &mp_path))?;
+    create_dir(&mp_path)?;
     {
         let _guard = lock(root)?;
         // Read again under the lock: another volume's service may have written meanwhile.
