@@ -82,6 +82,40 @@ pub enum Cmd {
         #[arg(long, default_value = "packer-manifest.json")]
         manifest: PathBuf,
     },
+    /// Check with the Cloud API that a server type exists, is offered and available in a
+    /// location now, and is of the architecture (what a build needs before it creates a server).
+    Preflight {
+        /// The build server's type, e.g. cx23 or cax11.
+        #[arg(long)]
+        server_type: String,
+        /// The build server's location, e.g. fsn1.
+        #[arg(long, default_value = "fsn1")]
+        location: String,
+        /// x86_64 or aarch64.
+        #[arg(long, default_value = "x86_64")]
+        arch: Arch,
+    },
+    /// Print the snapshots labelled build-id=ID, also after a build packer reported as failed
+    /// (a snapshot can exist although its action failed).
+    FindSnapshot {
+        /// The build id (the templates' build-id label; packer prints it with the snapshot labels).
+        #[arg(long)]
+        build_id: String,
+    },
+    /// Delete the servers (and SSH keys) a failed or interrupted build left behind: those
+    /// labelled packer-build-id=ID.
+    Cleanup {
+        /// The build id (the server label packer-build-id).
+        #[arg(long)]
+        build_id: String,
+        /// Also delete SSH keys named packer-<uuid> that carry no label (packer's temporary keys,
+        /// which it does not label): only when no other packer build runs in the project.
+        #[arg(long)]
+        packer_keys: bool,
+        /// Print what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 const AFTER_LONG_HELP: &str = "\
@@ -96,7 +130,9 @@ Files:
   packer-manifest.json  the snapshots packer recorded (read by images)
 
 Environment:
-  HCLOUD_TOKEN  the Hetzner Cloud API token build hands to packer
+  HCLOUD_TOKEN  the Hetzner Cloud API token build hands to packer and preflight,
+     find-snapshot and cleanup use
+  HCLOUD_ENDPOINT  the Cloud API (default https://api.hetzner.cloud/v1)
 
 See also:
   hcloud-sim(1), packer(1)

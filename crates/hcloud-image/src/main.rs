@@ -3,6 +3,7 @@ use clap::Parser;
 use hcloud_image::arch_release::{self, DEFAULT_API_URL, DEFAULT_MIRROR};
 use hcloud_image::build::{self, Flavor};
 use hcloud_image::cli::{Cli, Cmd};
+use hcloud_image::cloud;
 use hcloud_image::dist::{self, DistOptions};
 use hcloud_image::images;
 use hcloud_image::manual;
@@ -119,6 +120,35 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Images { manifest } => {
             let imgs = images::load(&manifest)?;
             print!("{}", images::table(&imgs));
+        }
+        Cmd::Preflight {
+            server_type,
+            location,
+            arch,
+        } => {
+            let client = cloud::Client::from_env()?;
+            let st = cloud::preflight(&client, &server_type, &location, arch)?;
+            println!(
+                "server type {} ({}, {} GB disk) is available in {location}",
+                st.name, st.architecture, st.disk
+            );
+        }
+        Cmd::FindSnapshot { build_id } => {
+            let client = cloud::Client::from_env()?;
+            let snaps = cloud::find_snapshots(&client, &build_id)?;
+            if snaps.is_empty() {
+                bail!("no snapshot is labelled build-id={build_id}");
+            }
+            print!("{}", cloud::snapshot_table(&snaps));
+        }
+        Cmd::Cleanup {
+            build_id,
+            packer_keys,
+            dry_run,
+        } => {
+            let client = cloud::Client::from_env()?;
+            let done = cloud::cleanup(&client, &build_id, packer_keys, dry_run)?;
+            print!("{}", cloud::cleanup_report(&done, dry_run));
         }
     }
     Ok(())
