@@ -138,6 +138,47 @@ pub fn packer_vars(
         .collect()
 }
 
+/// The build server a `packer build` with `packer_args` creates, for the check before it:
+/// server type, optional upgrade server type and location, from `-var name=value` (or
+/// `-var=name=value`) and otherwise the template's defaults. `None` with a `-var-file`, whose
+/// values the wrapper does not read.
+pub fn build_server(
+    flavor: Flavor,
+    arch: Arch,
+    packer_args: &[String],
+) -> Option<(String, Option<String>, String)> {
+    let mut vars: Vec<(&str, &str)> = Vec::new();
+    let mut args = packer_args.iter();
+    while let Some(a) = args.next() {
+        if a.starts_with("-var-file") || a.starts_with("--var-file") {
+            return None;
+        }
+        let kv = match a.as_str() {
+            "-var" | "--var" => args.next().map(String::as_str),
+            _ => a.strip_prefix("-var=").or_else(|| a.strip_prefix("--var=")),
+        };
+        if let Some((k, v)) = kv.and_then(|kv| kv.split_once('=')) {
+            vars.push((k, v));
+        }
+    }
+    let var = |name: &str| {
+        vars.iter()
+            .rev()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let default_type = match (flavor, arch) {
+        (Flavor::Nixos, Arch::Aarch64) => "cax11",
+        _ => "cx23",
+    };
+    Some((
+        var("server-type").unwrap_or_else(|| default_type.to_string()),
+        var("upgrade-server-type"),
+        var("location").unwrap_or_else(|| "fsn1".to_string()),
+    ))
+}
+
 fn run(cmd: &mut Command, what: &str) -> Result<()> {
     let status = cmd.status().with_context(|| format!("starting {what}"))?;
     if !status.success() {
@@ -225,6 +266,41 @@ mod tests {
             "{e}"
         );
         check_prerequisites(Ok("Packer v1.11.0".into()), Some("secret")).unwrap();
+    }
+
+    #[test]
+    fn the_build_server_comes_from_the_vars_or_the_template_defaults() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            build_server(Flavor::Archlinux, Arch::X86_64, &[]),
+            Some(("cx23".into(), None, "fsn1".into()))
+        );
+        assert_eq!(
+            build_server(Flavor::Nixos, Arch::Aarch64, &args(&["-debug"])),
+            Some(("cax11".into(), None, "fsn1".into()))
+        );
+        assert_eq!(
+            build_server(
+                Flavor::Nixos,
+                Arch::X86_64,
+                &args(&[
+                    "-var",
+                    "location=hel1",
+                    "-var=server-type=cpx22",
+                    "-var",
+                    "upgrade-server-type=cpx42"
+                ])
+            ),
+            Some(("cpx22".into(), Some("cpx42".into()), "hel1".into()))
+        );
+        assert_eq!(
+            build_server(
+                Flavor::Archlinux,
+                Arch::X86_64,
+                &args(&["-var-file=my.pkrvars.hcl"])
+            ),
+            None
+        );
     }
 
     #[test]

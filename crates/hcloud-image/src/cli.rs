@@ -51,7 +51,8 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Check the prerequisites, stage the agents and run packer init and packer build.
+    /// Check the prerequisites and the build server's type in its location (preflight), stage
+    /// the agents and run packer init and packer build.
     Build {
         /// archlinux or nixos.
         image: Flavor,
@@ -64,6 +65,9 @@ pub enum Cmd {
         /// The packer program.
         #[arg(long, default_value = "packer")]
         packer: String,
+        /// Do not check the build server's type and location with the Cloud API first.
+        #[arg(long)]
+        no_preflight: bool,
         /// More arguments for packer build (after --), e.g. -var location=hel1 or -debug.
         #[arg(last = true)]
         packer_args: Vec<String>,

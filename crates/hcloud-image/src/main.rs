@@ -17,6 +17,25 @@ fn main() {
     }
 }
 
+/// The preflight check of the build server `packer build` is about to create (and of its
+/// upgrade type), before anything is staged or created.
+fn preflight_build(image: Flavor, arch: dist::Arch, packer_args: &[String]) -> Result<()> {
+    let Some((server_type, upgrade, location)) = build::build_server(image, arch, packer_args)
+    else {
+        eprintln!(
+            "hcloud-image: a -var-file is given: not checking the server type (hcloud-image preflight checks one)"
+        );
+        return Ok(());
+    };
+    let client = cloud::Client::from_env()?;
+    for t in std::iter::once(server_type).chain(upgrade) {
+        cloud::preflight(&client, &t, &location, arch).context(
+            "checking the build server before packer starts (--no-preflight skips this)",
+        )?;
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Cmd::Dist {
@@ -69,6 +88,7 @@ fn run(cli: Cli) -> Result<()> {
             arch,
             arch_release: release,
             packer,
+            no_preflight,
             packer_args,
         } => {
             if !image.supports(arch) {
@@ -93,6 +113,9 @@ fn run(cli: Cli) -> Result<()> {
                 ),
                 (Flavor::Nixos, _) => None,
             };
+            if !no_preflight {
+                preflight_build(image, arch, &packer_args)?;
+            }
             let (tree, _) = dist::dist(
                 &cli.workspace,
                 &DistOptions {

@@ -6,6 +6,23 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use hcloud_fake_cloud::{Config, FakeCloud};
+
+/// The Cloud API every build of these tests checks its server type with (token `secret`).
+fn cloud() -> &'static FakeCloud {
+    static FAKE: OnceLock<FakeCloud> = OnceLock::new();
+    FAKE.get_or_init(|| {
+        let config = Config {
+            token: "secret".into(),
+            ..Config::default()
+        };
+        FakeCloud::start_in_memory("127.0.0.1:0", config, Default::default())
+            .unwrap()
+            .0
+    })
+}
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -40,7 +57,8 @@ fn build(args: &[&str], packer: &Path, token: Option<&str>) -> Output {
         .arg(packer)
         .args(args);
     cmd.env_remove("HCLOUD_TOKEN")
-        .env_remove("HCLOUD_IMAGE_ARCH_RELEASE");
+        .env_remove("HCLOUD_IMAGE_ARCH_RELEASE")
+        .env("HCLOUD_ENDPOINT", cloud().endpoint());
     if let Some(t) = token {
         cmd.env("HCLOUD_TOKEN", t);
     }
@@ -94,6 +112,46 @@ fn missing_prerequisites_are_all_named_before_anything_runs() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected YYYY.MM.DD"));
     assert!(!log.exists(), "packer was run");
+}
+
+#[test]
+fn a_build_server_type_without_capacity_stops_the_build_before_packer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (packer, log) = fake_packer(dir.path(), "1.11.2");
+    cloud().set_availability("cpx22", "nbg1", false).unwrap();
+    let args = [
+        "archlinux",
+        "--arch-release",
+        "2026.11.01",
+        "--",
+        "-var",
+        "location=nbg1",
+        "-var",
+        "server-type=cpx22",
+    ];
+    let out = build(&args, &packer, Some("secret"));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("checking the build server before packer starts")
+            && err.contains("cpx22 is offered in nbg1 but not available there now"),
+        "{err}"
+    );
+    assert!(!log.exists(), "packer was run");
+    assert!(
+        cloud()
+            .requests()
+            .iter()
+            .any(|r| r.line() == "GET /v1/server_types?name=cpx22&page=1&per_page=50"),
+        "{:?}",
+        cloud().requests()
+    );
+    assert!(
+        cloud()
+            .requests()
+            .iter()
+            .all(|r| !r.path.contains("datacenter"))
+    );
 }
 
 #[test]
@@ -168,4 +226,35 @@ fn a_build_stages_the_agents_and_runs_packer_init_and_build_with_declared_variab
         );
     }
     assert!(vars_of(b).contains(&("arch".into(), "x86_64".into())));
+
+    // --no-preflight leaves the server type to packer: a type without capacity still builds.
+    // (Here rather than in a test of its own: two builds staging the same tree must not race.)
+    fs::remove_file(&log).unwrap();
+    cloud().set_availability("cpx32", "ash", false).unwrap();
+    let out = build(
+        &[
+            "archlinux",
+            "--no-preflight",
+            "--arch-release",
+            "2026.11.01",
+            "--",
+            "-var",
+            "location=ash",
+            "-var",
+            "server-type=cpx32",
+        ],
+        &packer,
+        Some("secret"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(log.exists(), "packer was not run");
+    assert!(
+        !cloud().requests().iter().any(|r| r.query.contains("cpx32")),
+        "{:?}",
+        cloud().requests()
+    );
 }
