@@ -300,5 +300,9 @@ fn a_recursive_bind_of_the_target_is_a_slave_so_its_unmount_keeps_the_targets_mo
             );
         }
     }
-    assert!(binds > 0, "no `mount --rbind` found in {}", scripts.display());
+    assert!(
+        binds > 0,
+        "no `mount --rbind` found in {}",
+        scripts.display()
+    );
 }
