@@ -198,6 +198,7 @@ source "hcloud" "archlinux" {
   ssh_username        = "root"
   server_name         = "packer-archlinux-${local.build-time}"
   server_labels       = { "packer-build-id" = local.build-id }
+  ssh_keys_labels     = { "packer-build-id" = local.build-id }
   snapshot_name       = local.snapshot-name
   snapshot_labels     = local.labels
 }

@@ -239,6 +239,7 @@ source "hcloud" "nixos" {
   ssh_username        = "root"
   server_name         = "packer-nixos-${replace(var.arch, "_", "-")}-${local.build-time}"
   server_labels       = { "packer-build-id" = local.build-id }
+  ssh_keys_labels     = { "packer-build-id" = local.build-id }
   snapshot_name       = local.snapshot-name
   snapshot_labels     = local.labels
 }

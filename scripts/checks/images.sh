@@ -5,8 +5,8 @@
 #   - packer validate (Debian's packer 1.6.6, built-in hcloud builder) of each template, on a
 #     copy without what 1.6.6 does not know: the packer {} block (required_plugins), the
 #     variable validation blocks (1.6.6 evaluates them without functions) and the plugin-only
-#     options upgrade_server_type and server_labels. It still checks every other builder
-#     option, the expressions, and that every uploaded file exists. The Rust tests
+#     options upgrade_server_type, server_labels and ssh_keys_labels. It still checks every
+#     other builder option, the expressions, and that every uploaded file exists. The Rust tests
 #     (crates/hcloud-image/tests/templates.rs) check the removed parts.
 #   - the pinned Arch Linux release key: its fingerprint, and that it is the key Debian's
 #     archlinux-keyring ships
@@ -39,7 +39,7 @@ if cargo run -q --locked -p hcloud-image -- dist --no-build --out "$tmp/dist" >/
       /^packer \{/ { skip = 1; depth = 0 }
       /^[[:space:]]*validation \{/ { skip = 1; depth = 0 }
       skip { depth += gsub(/\{/, "{"); depth -= gsub(/\}/, "}"); if (depth <= 0) skip = 0; next }
-      /^[[:space:]]*(upgrade_server_type|server_labels)[[:space:]]*=/ { next }
+      /^[[:space:]]*(upgrade_server_type|server_labels|ssh_keys_labels)[[:space:]]*=/ { next }
       { print }
     ' "packer/$t.pkr.hcl" >"$tmp/packer/validate-$t.pkr.hcl"
     grep -q 'required_plugins\|validation {' "$tmp/packer/validate-$t.pkr.hcl" && bad "$t: reduction left blocks behind"

@@ -697,3 +697,30 @@ fn build_servers_have_names_hetzner_accepts_for_every_architecture() {
         }
     }
 }
+
+/// `hcloud-image cleanup --build-id` selects on `packer-build-id`: the build server and the
+/// temporary SSH key both carry it, so a failed build's leftovers can be found by label. (Both
+/// options are the plugin's; the offline packer 1.6.6 check drops them.)
+#[test]
+fn the_build_server_and_its_key_carry_the_build_id_label() {
+    for name in TEMPLATES {
+        let (_, body) = load(name);
+        let source = blocks(&body, "source").next().expect("source");
+        for option in ["server_labels", "ssh_keys_labels"] {
+            let Some(Expression::Object(labels)) = attr(source.body(), option) else {
+                panic!("{name}: the source has no {option} object")
+            };
+            let (_, value) = labels
+                .iter()
+                .find(|(k, _)| k.to_string() == "packer-build-id")
+                .unwrap_or_else(|| panic!("{name}: {option} has no packer-build-id"));
+            let mut locals = BTreeSet::new();
+            refs(value, "local", &mut locals);
+            assert_eq!(
+                locals,
+                BTreeSet::from(["build-id".to_string()]),
+                "{name}: {option}"
+            );
+        }
+    }
+}
