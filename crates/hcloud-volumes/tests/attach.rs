@@ -62,12 +62,7 @@ fn tree() -> tempfile::TempDir {
 }
 
 fn run(root: &Path, url: &str, id: u64) -> Output {
-    Command::new(BIN)
-        .args(["--root", root.to_str().unwrap(), "--metadata-url", url])
-        .args(["--timeout", "3", "attach", &id.to_string()])
-        .env_remove("JOURNAL_STREAM")
-        .output()
-        .unwrap()
+    run_args(root, url, &["attach", &id.to_string()])
 }
 
 fn ok(o: &Output) -> String {
