@@ -146,25 +146,7 @@ fn packer_1_6_6_run_1_builds_a_snapshot_with_labels() {
     assert!(f.cloud.ssh_keys().is_empty());
     // The ids run as in the observed run.
     assert_eq!((key, sid, image_id), (1000, 1001, 1009));
-    assert_eq!(
-        f.sequence(),
-        lines(&[
-            "POST /v1/ssh_keys -> 201",
-            "POST /v1/servers -> 201",
-            "GET /v1/actions/1004 -> 200",
-            "GET /v1/actions/1005 -> 200",
-            "POST /v1/servers/1001/actions/enable_rescue -> 201",
-            "GET /v1/actions/1006 -> 200",
-            "POST /v1/servers/1001/actions/reset -> 201",
-            "GET /v1/actions/1007 -> 200",
-            "POST /v1/servers/1001/actions/shutdown -> 201",
-            "GET /v1/actions/1008 -> 200",
-            "POST /v1/servers/1001/actions/create_image -> 201",
-            "GET /v1/actions/1010 -> 200",
-            "DELETE /v1/servers/1001 -> 200",
-            "DELETE /v1/ssh_keys/1000 -> 204",
-        ])
-    );
+    assert_eq!(f.sequence(), common::PACKER_166_RUN1);
 }
 
 #[test]

@@ -197,3 +197,22 @@ pub fn id(v: &Value, key: &str) -> u64 {
         .as_u64()
         .unwrap_or_else(|| panic!("no {key}.id in {v}"))
 }
+
+/// The requests of packer 1.6.6's successful build (cloud-api.md section 6, run 1), as
+/// [`Fake::sequence`] lists them.
+pub const PACKER_166_RUN1: &[&str] = &[
+    "POST /v1/ssh_keys -> 201",
+    "POST /v1/servers -> 201",
+    "GET /v1/actions/1004 -> 200",
+    "GET /v1/actions/1005 -> 200",
+    "POST /v1/servers/1001/actions/enable_rescue -> 201",
+    "GET /v1/actions/1006 -> 200",
+    "POST /v1/servers/1001/actions/reset -> 201",
+    "GET /v1/actions/1007 -> 200",
+    "POST /v1/servers/1001/actions/shutdown -> 201",
+    "GET /v1/actions/1008 -> 200",
+    "POST /v1/servers/1001/actions/create_image -> 201",
+    "GET /v1/actions/1010 -> 200",
+    "DELETE /v1/servers/1001 -> 200",
+    "DELETE /v1/ssh_keys/1000 -> 204",
+];
