@@ -240,35 +240,15 @@ pub fn write_etc(root: &Root, etc_hosts: bool) -> Result<(), Error> {
 /// The handover's text: `None` when there is none; a link, a non-file or an oversize file is
 /// refused without being read.
 fn read_handover(path: &Path) -> Result<Option<String>, Error> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let refused = |why: String| Error::Handover {
-        path: path.display().to_string(),
-        why,
-    };
-    let file = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
-            return Err(refused("it is a symbolic link".into()));
-        }
-        Err(e) => return Err(refused(e.to_string())),
-    };
-    let meta = file.metadata().map_err(|e| refused(e.to_string()))?;
-    if !meta.is_file() || meta.len() > HANDOVER_MAX {
-        return Err(refused(format!(
-            "not a regular file of at most {HANDOVER_MAX} bytes"
-        )));
+    use hcloud_metadata::atomic::{HandoverError, read_handover};
+    match read_handover(path, HANDOVER_MAX) {
+        Ok(text) => Ok(Some(text)),
+        Err(HandoverError::Missing) => Ok(None),
+        Err(e) => Err(Error::Handover {
+            path: path.display().to_string(),
+            why: e.to_string(),
+        }),
     }
-    let mut text = String::new();
-    file.take(HANDOVER_MAX)
-        .read_to_string(&mut text)
-        .map_err(|e| refused(e.to_string()))?;
-    Ok(Some(text))
 }
 
 fn update_hosts(root: &Root, name: &Hostname) -> Result<(), Error> {

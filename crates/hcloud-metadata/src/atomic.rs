@@ -298,3 +298,41 @@ pub fn remove_file(path: &Path) -> Result<bool, WriteError> {
         Err(e) => Err(err("remove", path)(e)),
     }
 }
+
+/// Why [`read_handover`] did not return a file's text.
+#[derive(Debug, thiserror::Error)]
+pub enum HandoverError {
+    #[error("it is missing")]
+    Missing,
+    #[error("it is a symbolic link")]
+    Symlink,
+    #[error("it is not a regular file of at most {0} bytes")]
+    NotSmallFile(u64),
+    #[error("{0}")]
+    Io(io::Error),
+}
+
+/// Read a small file that a less privileged step of the same unit left for a privileged one
+/// (hcloud-hostname's name, hcloud-volumes' answer): never through a symlink, only a regular
+/// file of at most `max` bytes. What it says is for the caller to validate.
+pub fn read_handover(path: &Path, max: u64) -> Result<String, HandoverError> {
+    use std::io::Read;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT) => HandoverError::Missing,
+            Some(libc::ELOOP) => HandoverError::Symlink,
+            _ => HandoverError::Io(e),
+        })?;
+    let meta = file.metadata().map_err(HandoverError::Io)?;
+    if !meta.is_file() || meta.len() > max {
+        return Err(HandoverError::NotSmallFile(max));
+    }
+    let mut text = String::new();
+    file.take(max)
+        .read_to_string(&mut text)
+        .map_err(HandoverError::Io)?;
+    Ok(text)
+}

@@ -288,26 +288,14 @@ pub fn ask(
 /// question was needed and nothing trustworthy answered it.
 pub fn answered(root: &Root) -> impl FnOnce(&str, u64, Duration) -> Result<bool, Error> + '_ {
     move |_, id, _| {
-        use std::io::Read;
-        use std::os::unix::fs::OpenOptionsExt;
         let path = answer_path(root, id);
         let bad = |why: String| Error::Answer {
             id,
             path: path.clone(),
             why,
         };
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(&path)
-            .map_err(|e| bad(e.to_string()))?;
-        if !file.metadata().map_err(|e| bad(e.to_string()))?.is_file() {
-            return Err(bad("not a regular file".into()));
-        }
-        let mut text = String::new();
-        file.take(16)
-            .read_to_string(&mut text)
-            .map_err(|e| bad(e.to_string()))?;
+        let text =
+            hcloud_metadata::atomic::read_handover(&path, 16).map_err(|e| bad(e.to_string()))?;
         hcloud_metadata::atomic::remove_file(&path)?;
         match text.trim_end() {
             "yes" => Ok(true),
