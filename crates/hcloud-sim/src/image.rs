@@ -89,11 +89,7 @@ system_info:
 
 /// The cache key of a release's root filesystem: the recipe's hash and the suite.
 pub fn recipe_hash(release: Release) -> String {
-    let mut h = Sha256::new();
-    h.update(RECIPE.as_bytes());
-    h.update(release.suite().as_bytes());
-    let digest = h.finalize();
-    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    short_hash(&[RECIPE.as_bytes(), release.suite().as_bytes()])
 }
 
 /// The cached root filesystem of this recipe and release.
@@ -105,7 +101,33 @@ pub fn rootfs_dir(cache: &Path, release: Release) -> PathBuf {
     ))
 }
 
-fn run(cmd: &mut Command, what: &str) -> Result<()> {
+/// Creates the cache and takes its build lock: concurrent builders of any cached image wait for
+/// one another.
+pub fn lock_cache(cache: &Path) -> Result<nix::fcntl::Flock<fs::File>> {
+    fs::create_dir_all(cache).with_context(|| format!("creating cache {}", cache.display()))?;
+    let lock_path = cache.join("build.lock");
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening {}", lock_path.display()))?;
+    nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .with_context(|| format!("locking {}", lock_path.display()))
+}
+
+/// The first 8 bytes of the SHA-256 of `parts`, in hex: the cache key of a recipe's result.
+pub fn short_hash(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    let digest = h.finalize();
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+pub(crate) fn run(cmd: &mut Command, what: &str) -> Result<()> {
     let status = cmd
         .status()
         .with_context(|| format!("{what}: cannot start {:?}", cmd.get_program()))?;
@@ -118,17 +140,7 @@ fn run(cmd: &mut Command, what: &str) -> Result<()> {
 /// Returns the cached root filesystem of `release`, building it first when the recipe changed.
 /// Concurrent callers wait for one build (lock file in the cache).
 pub fn ensure_rootfs(cache: &Path, release: Release, mirror: Option<&str>) -> Result<PathBuf> {
-    fs::create_dir_all(cache).with_context(|| format!("creating cache {}", cache.display()))?;
-    let lock_path = cache.join("build.lock");
-    let lock = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("opening {}", lock_path.display()))?;
-    let _guard = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| e)
-        .with_context(|| format!("locking {}", lock_path.display()))?;
+    let _guard = lock_cache(cache)?;
     let dir = rootfs_dir(cache, release);
     if dir.join("boot").is_dir() {
         return Ok(dir);

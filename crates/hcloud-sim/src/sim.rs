@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use crate::image::{self, Guest, Release};
 use crate::net;
 use crate::scenario::{self, PrivateNetwork, ScenarioValue, Server, ServerExt};
-use crate::vm::{self, Accel, Qmp, VmSpec};
+use crate::vm::{self, Accel, Qmp, VmBoot, VmSpec};
 
 pub const DEFAULT_STATE: &str = "/var/lib/hcloud-sim";
 
@@ -274,10 +274,6 @@ impl Sim {
 
     /// Creates the network, starts DHCP, the fake metadata service and the VM.
     pub fn boot(&mut self) -> Result<()> {
-        if net::namespace_exists(&self.ns) {
-            teardown(&self.opts)?;
-        }
-        let fake = self.fake_binary()?;
         let rootfs = image::rootfs_dir(&self.opts.cache, self.opts.release);
         let (kernel, initrd) = image::kernel_of(&rootfs)?;
         if !self.disk_path().is_file() {
@@ -286,6 +282,18 @@ impl Sim {
                 self.disk_path().display()
             );
         }
+        self.start_network()?;
+        let _ = fs::remove_file(self.serial_log());
+        self.start_vm(VmBoot::Kernel { kernel, initrd })
+    }
+
+    /// Creates the namespace and the server's links, starts DHCP and the fake metadata service
+    /// (a namespace left from an earlier run is torn down first).
+    pub fn start_network(&mut self) -> Result<()> {
+        if net::namespace_exists(&self.ns) {
+            teardown(&self.opts)?;
+        }
+        let fake = self.fake_binary()?;
         net::run_all(&net::plan(&self.ns, &self.server)?)
             .context("creating the simulated network")?;
         if let Some(d) = net::dhcp_public(&self.dir, &self.server)? {
@@ -296,15 +304,17 @@ impl Sim {
             let metadata_route = metadata == Some(p.interface_num);
             net::start_dhcp(&self.ns, &net::dhcp_private(&self.dir, p, metadata_route)?)?;
         }
-        self.start_fake(&fake)?;
-        let _ = fs::remove_file(self.serial_log());
+        self.start_fake(&fake)
+    }
+
+    /// Starts QEMU on the network `start_network` made, booting `boot`.
+    pub fn start_vm(&mut self, boot: VmBoot) -> Result<()> {
         let spec = VmSpec {
             name: self.opts.name.clone(),
             accel: self.opts.accel,
             memory_mb: self.opts.memory_mb,
             cpus: self.opts.cpus,
-            kernel,
-            initrd,
+            boot,
             kernel_args: self.opts.kernel_args.clone(),
             disk: self.disk_path(),
             serial_log: self.serial_log(),
@@ -314,6 +324,11 @@ impl Sim {
         self.booted_at = Some(Instant::now());
         vm::start(&self.ns, &spec, &self.server)?;
         Ok(())
+    }
+
+    /// Cuts the VM's power (SIGTERM to QEMU, SIGKILL after a grace); the network stays.
+    pub fn kill_vm(&self) {
+        stop_pid_file(&self.qemu_pid(), Duration::from_secs(10));
     }
 
     fn start_fake(&self, fake: &Path) -> Result<()> {

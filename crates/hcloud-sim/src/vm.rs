@@ -1,5 +1,7 @@
 //! QEMU: the server's hardware (SMBIOS, NICs with Hetzner's MAC prefixes and PCI slots, a
-//! virtio disk), direct kernel boot with a serial console, and the QMP monitor for NIC hotplug.
+//! disk), how it boots ([`VmBoot`]: the simulator's guest by direct kernel boot, a cloud
+//! server's disk through BIOS or UEFI firmware, or the rescue system), a serial console, and the
+//! QMP monitor for NIC hotplug.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -19,15 +21,49 @@ pub enum Accel {
     Kvm,
 }
 
+/// The firmware a cloud server's disk boots through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Firmware {
+    /// Legacy BIOS (SeaBIOS), as x86 servers on Hetzner Cloud boot.
+    Bios,
+    /// UEFI (OVMF, Debian package ovmf), as arm64 servers and UEFI-only images boot.
+    Uefi,
+}
+
+/// OVMF as a single image for `-bios` (Debian package ovmf).
+pub const OVMF: &str = "/usr/share/ovmf/OVMF.fd";
+
+/// How a VM starts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VmBoot {
+    /// The simulator's guest: its own kernel and initrd, the root file system on the virtio
+    /// disk (`/dev/vda`).
+    Kernel { kernel: PathBuf, initrd: PathBuf },
+    /// A cloud server: the disk on virtio-scsi (`/dev/sda`, as on Hetzner Cloud), booted by
+    /// the firmware through whatever bootloader is on it.
+    Firmware(Firmware),
+    /// The rescue system: its kernel and initrd, its root file system on a virtio disk whose
+    /// writes are dropped when QEMU stops, the server's disk on virtio-scsi (`/dev/sda`) and
+    /// root's SSH keys in fw_cfg (`opt/hcloud/rescue-keys`).
+    Rescue {
+        kernel: PathBuf,
+        initrd: PathBuf,
+        root: PathBuf,
+        keys: PathBuf,
+    },
+}
+
+/// The fw_cfg name the rescue system reads root's keys from.
+pub const RESCUE_KEYS_FW_CFG: &str = "opt/hcloud/rescue-keys";
+
 #[derive(Debug, Clone)]
 pub struct VmSpec {
     pub name: String,
     pub accel: Accel,
     pub memory_mb: u32,
     pub cpus: u32,
-    pub kernel: PathBuf,
-    pub initrd: PathBuf,
-    /// Added to the kernel command line.
+    pub boot: VmBoot,
+    /// Added to the kernel command line (direct kernel boots).
     pub kernel_args: Vec<String>,
     pub disk: PathBuf,
     pub serial_log: PathBuf,
@@ -111,32 +147,23 @@ pub fn qemu_args(spec: &VmSpec, server: &Server) -> Vec<String> {
             "type=1,manufacturer=Hetzner,product=vServer,serial={}",
             server.id
         ),
-        "-kernel".into(),
-        spec.kernel.display().to_string(),
-        "-initrd".into(),
-        spec.initrd.display().to_string(),
-        "-append".into(),
-        std::iter::once(
-            "root=/dev/vda rw console=ttyS0,115200 net.ifnames=1 systemd.journald.forward_to_console=1",
-        )
-        .chain(spec.kernel_args.iter().map(String::as_str))
-        .collect::<Vec<_>>()
-        .join(" "),
-        "-drive".into(),
-        format!(
-            "file={},format=raw,if=virtio,cache=unsafe",
-            spec.disk.display()
-        ),
         "-device".into(),
         "virtio-rng-pci".into(),
+        // Appended, so a server's console keeps every boot (rescue, then its own disk).
+        "-chardev".into(),
+        format!(
+            "file,id=serial0,append=on,path={}",
+            spec.serial_log.display()
+        ),
         "-serial".into(),
-        format!("file:{}", spec.serial_log.display()),
+        "chardev:serial0".into(),
         "-qmp".into(),
         format!("unix:{},server=on,wait=off", spec.qmp_socket.display()),
         "-pidfile".into(),
         spec.pid_file.display().to_string(),
         "-daemonize".into(),
     ];
+    a.extend(boot_args(spec));
     if server.has_public_nic() {
         let mac = server
             .public_mac
@@ -164,6 +191,87 @@ pub fn qemu_args(spec: &VmSpec, server: &Server) -> Vec<String> {
         ));
         a.push("-device".into());
         a.push(device_arg(&private_device(p)));
+    }
+    a
+}
+
+/// The kernel command line of a direct kernel boot with root on `/dev/vda`.
+fn append(spec: &VmSpec, base: &str) -> String {
+    std::iter::once(base)
+        .chain(spec.kernel_args.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The drive of the server's disk on virtio-scsi, first to boot.
+fn scsi_disk(disk: &Path) -> Vec<String> {
+    vec![
+        "-drive".into(),
+        format!(
+            "file={},format=raw,if=none,id=disk0,cache=unsafe,discard=unmap",
+            disk.display()
+        ),
+        "-device".into(),
+        "virtio-scsi-pci,id=scsi0".into(),
+        "-device".into(),
+        "scsi-hd,drive=disk0,bus=scsi0.0,bootindex=1".into(),
+    ]
+}
+
+/// Firmware, kernel and disks of the boot.
+fn boot_args(spec: &VmSpec) -> Vec<String> {
+    let mut a: Vec<String> = Vec::new();
+    match &spec.boot {
+        VmBoot::Kernel { kernel, initrd } => {
+            a.extend([
+                "-kernel".into(),
+                kernel.display().to_string(),
+                "-initrd".into(),
+                initrd.display().to_string(),
+                "-append".into(),
+                append(
+                    spec,
+                    "root=/dev/vda rw console=ttyS0,115200 net.ifnames=1 systemd.journald.forward_to_console=1",
+                ),
+                "-drive".into(),
+                format!(
+                    "file={},format=raw,if=virtio,cache=unsafe",
+                    spec.disk.display()
+                ),
+            ]);
+        }
+        VmBoot::Firmware(fw) => {
+            if *fw == Firmware::Uefi {
+                a.extend(["-bios".into(), OVMF.into()]);
+            }
+            a.extend(scsi_disk(&spec.disk));
+        }
+        VmBoot::Rescue {
+            kernel,
+            initrd,
+            root,
+            keys,
+        } => {
+            a.extend([
+                "-kernel".into(),
+                kernel.display().to_string(),
+                "-initrd".into(),
+                initrd.display().to_string(),
+                "-append".into(),
+                append(
+                    spec,
+                    "root=/dev/vda rw console=ttyS0,115200 net.ifnames=1 systemd.journald.forward_to_console=1",
+                ),
+                "-drive".into(),
+                format!(
+                    "file={},format=raw,if=virtio,snapshot=on,cache=unsafe",
+                    root.display()
+                ),
+                "-fw_cfg".into(),
+                format!("name={RESCUE_KEYS_FW_CFG},file={}", keys.display()),
+            ]);
+            a.extend(scsi_disk(&spec.disk));
+        }
     }
     a
 }
@@ -308,8 +416,10 @@ mod tests {
             accel: Accel::Tcg,
             memory_mb: 1024,
             cpus: 1,
-            kernel: "/k".into(),
-            initrd: "/i".into(),
+            boot: VmBoot::Kernel {
+                kernel: "/k".into(),
+                initrd: "/i".into(),
+            },
             kernel_args: vec!["systemd.imds.network=locked".into()],
             disk: "/d".into(),
             serial_log: "/s".into(),
@@ -335,5 +445,62 @@ mod tests {
         assert!(a.contains("mac=86:00:00:00:00:01"), "{a}");
         assert!(a.contains("host_mtu=1450"), "{a}");
         assert!(a.contains("addr=0xa"), "{a}");
+    }
+
+    #[test]
+    fn cloud_servers_boot_their_disk_as_sda_and_the_rescue_system_sees_it_there() {
+        let (_, s) = scenario::parse(
+            "server:\n  id: 7\n  name: a\n  public_mac: \"96:00:00:00:00:AA\"\n  public_ipv4: 203.0.113.10\n",
+        )
+        .unwrap();
+        let mut spec = VmSpec {
+            name: "a".into(),
+            accel: Accel::Tcg,
+            memory_mb: 1024,
+            cpus: 1,
+            boot: VmBoot::Firmware(Firmware::Bios),
+            kernel_args: vec![],
+            disk: "/d".into(),
+            serial_log: "/s".into(),
+            qmp_socket: "/q".into(),
+            pid_file: "/p".into(),
+        };
+        let bios = qemu_args(&spec, &s).join(" ");
+        assert!(
+            !bios.contains("-kernel") && !bios.contains("-bios"),
+            "{bios}"
+        );
+        assert!(
+            bios.contains("scsi-hd,drive=disk0,bus=scsi0.0,bootindex=1"),
+            "{bios}"
+        );
+        assert!(
+            bios.contains("file=/d,format=raw,if=none,id=disk0"),
+            "{bios}"
+        );
+        spec.boot = VmBoot::Firmware(Firmware::Uefi);
+        let uefi = qemu_args(&spec, &s).join(" ");
+        assert!(uefi.contains(&format!("-bios {OVMF}")), "{uefi}");
+        spec.boot = VmBoot::Rescue {
+            kernel: "/rk".into(),
+            initrd: "/ri".into(),
+            root: "/rr".into(),
+            keys: "/keys".into(),
+        };
+        let rescue = qemu_args(&spec, &s).join(" ");
+        assert!(rescue.contains("-kernel /rk -initrd /ri"), "{rescue}");
+        assert!(
+            rescue.contains("file=/rr,format=raw,if=virtio,snapshot=on"),
+            "{rescue}"
+        );
+        assert!(
+            rescue.contains("-fw_cfg name=opt/hcloud/rescue-keys,file=/keys"),
+            "{rescue}"
+        );
+        assert!(rescue.contains("scsi-hd,drive=disk0"), "{rescue}");
+        assert!(
+            rescue.contains("chardev:serial0") && rescue.contains("append=on"),
+            "{rescue}"
+        );
     }
 }
