@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::image::Release;
-use crate::vm::Accel;
+use crate::vm::{Accel, Firmware};
 
 /// A simulated Hetzner Cloud server on this machine (network namespace, DHCP, fake metadata
 /// service, QEMU with Debian and the hcloud agents). Needs root.
@@ -33,6 +33,32 @@ pub enum Cmd {
         /// bookworm (systemd 252) or sid (current systemd with systemd-imds).
         #[arg(long, value_enum, default_value = "bookworm")]
         release: Release,
+    },
+    /// Build (or find in the cache) the simulated rescue system.
+    RescueImage {
+        /// Debian mirror for debootstrap.
+        #[arg(long)]
+        mirror: Option<String>,
+    },
+    /// Serve a simulated Hetzner Cloud until interrupted: the fake Cloud API in the namespace
+    /// hsim-<name>, each server a QEMU VM (rescue system, snapshots), so `packer build` runs
+    /// end to end. Run packer in the namespace with the printed HCLOUD_ENDPOINT.
+    Cloud {
+        /// tcg (default, works everywhere) or kvm.
+        #[arg(long, value_enum, default_value = "tcg")]
+        accel: Accel,
+        /// Firmware of servers without the label hcloud-sim/firmware=uefi|bios.
+        #[arg(long, value_enum, default_value = "bios")]
+        firmware: Firmware,
+        /// The API token clients must send.
+        #[arg(long, default_value = "fake-hcloud-token")]
+        token: String,
+        /// Serve this directory at http://10.255.255.1:8000/ inside the cloud (a local mirror).
+        #[arg(long)]
+        serve: Option<PathBuf>,
+        /// Debian mirror for debootstrap, when the rescue system is built.
+        #[arg(long)]
+        mirror: Option<String>,
     },
     /// Boot a simulated server from a scenario file, print what it configured and how to log in.
     Up {

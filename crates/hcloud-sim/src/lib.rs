@@ -5,9 +5,11 @@
 //! See `docs/simulator.md`.
 
 pub mod cli;
+pub mod cloud;
 pub mod image;
 pub mod net;
 pub mod report;
+pub mod rescue;
 pub mod scenario;
 pub mod sim;
 pub mod vm;

@@ -5,9 +5,10 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use hcloud_sim::cli::{Cli, Cmd};
 use hcloud_sim::image::{self, Guest};
-use hcloud_sim::report;
 use hcloud_sim::scenario::{self, ServerExt};
 use hcloud_sim::sim::{self, Options, Sim};
+use hcloud_sim::vm::Firmware;
+use hcloud_sim::{cloud, report, rescue};
 
 fn find_workspace(start: &Path) -> Result<PathBuf> {
     let mut dir = start
@@ -31,6 +32,62 @@ fn find_workspace(start: &Path) -> Result<PathBuf> {
     }
 }
 
+/// `hcloud-sim cloud`: serve until SIGINT or SIGTERM, then delete every server.
+fn serve_cloud(
+    opts: Options,
+    firmware: Firmware,
+    token: String,
+    serve: Option<PathBuf>,
+    mirror: Option<String>,
+) -> Result<()> {
+    // Blocked before any thread starts, so every thread inherits it and the wait below gets
+    // the signal.
+    let mut set = nix::sys::signal::SigSet::empty();
+    set.add(nix::sys::signal::Signal::SIGINT);
+    set.add(nix::sys::signal::Signal::SIGTERM);
+    set.thread_block().context("blocking SIGINT and SIGTERM")?;
+    let rescue = rescue::ensure_rescue(&opts.cache, mirror.as_deref())?;
+    let name = opts.name.clone();
+    let config = hcloud_fake_cloud::Config {
+        token,
+        record_file: Some(opts.state_root.join(&name).join("requests.jsonl")),
+        ..Default::default()
+    };
+    let c = cloud::Cloud::start(
+        cloud::CloudOptions {
+            name,
+            base: opts,
+            firmware,
+            ipv4_range: Default::default(),
+            config,
+        },
+        rescue,
+    )?;
+    if let Some(dir) = serve {
+        println!("serving {} at {}", dir.display(), c.serve_directory(&dir)?);
+    }
+    println!("simulated Hetzner Cloud API in namespace {}:", c.ns);
+    println!(
+        "  HCLOUD_ENDPOINT={} HCLOUD_TOKEN={}",
+        c.endpoint(),
+        c.fake.token()
+    );
+    println!(
+        "  sudo ip netns exec {} env HCLOUD_ENDPOINT={} HCLOUD_TOKEN={} packer build ...",
+        c.ns,
+        c.endpoint(),
+        c.fake.token()
+    );
+    println!(
+        "requests are recorded in {}",
+        c.dir.join("requests.jsonl").display()
+    );
+    println!("stop with Ctrl-C (every server is deleted)");
+    let sig = set.wait().context("waiting for SIGINT or SIGTERM")?;
+    eprintln!("hcloud-sim: {sig:?}: deleting the servers");
+    c.stop()
+}
+
 fn main() {
     if let Err(e) = run(Cli::parse()) {
         eprintln!("hcloud-sim: {e:#}");
@@ -50,6 +107,22 @@ fn run(cli: Cli) -> Result<()> {
             sim::check_host()?;
             let dir = image::ensure_rootfs(&opts.cache, release, mirror.as_deref())?;
             println!("{}", dir.display());
+        }
+        Cmd::RescueImage { mirror } => {
+            sim::check_host()?;
+            let r = rescue::ensure_rescue(&opts.cache, mirror.as_deref())?;
+            println!("{}", r.root.display());
+        }
+        Cmd::Cloud {
+            accel,
+            firmware,
+            token,
+            serve,
+            mirror,
+        } => {
+            sim::check_host()?;
+            opts.accel = accel;
+            serve_cloud(opts, firmware, token, serve, mirror)?;
         }
         Cmd::Up {
             scenario: file,
