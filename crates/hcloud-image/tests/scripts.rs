@@ -306,3 +306,91 @@ fn a_recursive_bind_of_the_target_is_a_slave_so_its_unmount_keeps_the_targets_mo
         scripts.display()
     );
 }
+
+/// debian.sh with `env` and a copy of the scripts and files (`files/debian/packages.txt` as
+/// given, if any), the target a directory that is not mounted.
+fn debian_sh(env: &[(&str, &str)], packages: Option<&str>) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let hcloud = dir.path().join("hcloud");
+    let copy = |from: &Path, to: &Path| {
+        let out = Command::new("cp")
+            .arg("-r")
+            .arg(from)
+            .arg(to)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    fs::create_dir_all(&hcloud).unwrap();
+    copy(&repo().join("packer/scripts"), &hcloud.join("scripts"));
+    copy(&repo().join("packer/files"), &hcloud.join("files"));
+    if let Some(text) = packages {
+        fs::write(hcloud.join("files/debian/packages.txt"), text).unwrap();
+    }
+    let target = dir.path().join("target");
+    fs::create_dir_all(&target).unwrap();
+    let out = Command::new("bash")
+        .arg(hcloud.join("scripts/debian.sh"))
+        .arg(&target)
+        .arg("/dev/sda")
+        .env("ARCH", std::env::consts::ARCH)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// debian.sh checks what it was given before it installs or downloads anything, and says what
+/// was wrong.
+#[test]
+fn debian_sh_refuses_bad_input_before_anything_is_downloaded() {
+    for (env, packages, want) in [
+        (
+            &[("DEBIAN_RELEASE", "13")][..],
+            None,
+            "DEBIAN_RELEASE must be a codename such as trixie, got '13'",
+        ),
+        (
+            &[("DEBIAN_MIRROR", "ftp://ftp.debian.org/debian")][..],
+            None,
+            "the mirror 'ftp://ftp.debian.org/debian' is not an http(s) URL",
+        ),
+        (
+            &[("DEBIAN_APT_MIRROR", "mirror.hetzner.com")][..],
+            None,
+            "the mirror 'mirror.hetzner.com' is not an http(s) URL",
+        ),
+        (
+            &[("EXTRA_PACKAGES", "vim evil,reboot")][..],
+            None,
+            "EXTRA_PACKAGES: 'evil,reboot' is not a Debian package name",
+        ),
+        (
+            &[("ARCH", "riscv64")][..],
+            None,
+            "unsupported architecture riscv64",
+        ),
+        (
+            &[][..],
+            Some("# two on a line\nsystemd-sysv udev\n"),
+            "packages.txt line 2: one package per line",
+        ),
+        (
+            &[][..],
+            Some("# nothing\n\n"),
+            "packages.txt lists no packages",
+        ),
+        (&[][..], None, "is not mounted (run disk.sh first)"),
+    ] {
+        let (ok, err) = debian_sh(env, packages);
+        assert!(!ok, "debian.sh accepted {env:?}");
+        assert!(err.contains(want), "{env:?}: wanted {want:?}, got {err}");
+    }
+}
