@@ -33,7 +33,7 @@ step "staged tree for validation (hcloud-image dist --no-build)"
 if cargo run -q --locked -p hcloud-image -- dist --no-build --out "$tmp/dist" >/dev/null; then
   cp -r packer "$tmp/packer"
   cp -r nix systemd "$tmp/"
-  for t in archlinux nixos; do
+  for t in archlinux nixos debian; do
     step "packer validate $t (packer $(packer version | head -n1))"
     awk '
       /^packer \{/ { skip = 1; depth = 0 }
@@ -49,20 +49,29 @@ if cargo run -q --locked -p hcloud-image -- dist --no-build --out "$tmp/dist" >/
       bad "packer validate $t"
     fi
   done
+  for t in nixos debian; do
+    step "packer validate $t for aarch64"
+    (cd "$tmp/packer" && HCLOUD_TOKEN=dummy packer validate -var "dist-dir=$tmp/dist" -var arch=aarch64 "validate-$t.pkr.hcl") ||
+      bad "packer validate $t -var arch=aarch64"
+  done
   # Combinations that would only fail once the build server exists must stop packer first.
   mkdir -p "$tmp/no-config"
-  for case in "arch=aarch64 server-type=cx23|server type cx23 is not for aarch64" \
-    "server-type=cax11|server type cax11 is not for x86_64" \
-    "arch=aarch64 upgrade-server-type=cpx32|upgrade server type cpx32 is not for aarch64" \
-    "nix-config-path=$tmp/no-config|no-config has no configuration.nix"; do
-    vars=${case%%|*} want=${case#*|} args=()
+  for case in "nixos debian|arch=aarch64 server-type=cx23|server type cx23 is not for aarch64" \
+    "nixos debian|server-type=cax11|server type cax11 is not for x86_64" \
+    "nixos debian|arch=aarch64 upgrade-server-type=cpx32|upgrade server type cpx32 is not for aarch64" \
+    "nixos debian|upgrade-server-type=cax21|upgrade server type cax21 is not for x86_64" \
+    "nixos|nix-config-path=$tmp/no-config|no-config has no configuration.nix"; do
+    templates=${case%%|*} rest=${case#*|}
+    vars=${rest%%|*} want=${rest#*|} args=()
     for v in $vars; do args+=(-var "$v"); done
-    step "packer validate nixos refuses ${vars}"
-    if out=$(cd "$tmp/packer" && HCLOUD_TOKEN=dummy packer validate -var "dist-dir=$tmp/dist" "${args[@]}" validate-nixos.pkr.hcl 2>&1); then
-      bad "nixos: packer validate accepted $vars"
-    elif ! tr -s ' \n' ' ' <<<"$out" | grep -qF "$want"; then
-      bad "nixos: packer validate refused $vars without saying \"$want\": $out"
-    fi
+    for t in $templates; do
+      step "packer validate $t refuses ${vars}"
+      if out=$(cd "$tmp/packer" && HCLOUD_TOKEN=dummy packer validate -var "dist-dir=$tmp/dist" "${args[@]}" "validate-$t.pkr.hcl" 2>&1); then
+        bad "$t: packer validate accepted $vars"
+      elif ! tr -s ' \n' ' ' <<<"$out" | grep -qF "$want"; then
+        bad "$t: packer validate refused $vars without saying \"$want\": $out"
+      fi
+    done
   done
 else
   bad "hcloud-image dist --no-build (build the static agents first: cargo build --release --target x86_64-unknown-linux-musl --workspace --bins)"

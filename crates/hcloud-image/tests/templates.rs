@@ -140,7 +140,7 @@ fn declared_locals(body: &Body) -> BTreeSet<String> {
         .collect()
 }
 
-const TEMPLATES: &[&str] = &["archlinux.pkr.hcl", "nixos.pkr.hcl"];
+const TEMPLATES: &[&str] = &["archlinux.pkr.hcl", "nixos.pkr.hcl", "debian.pkr.hcl"];
 
 #[test]
 fn required_plugins_pin_the_hcloud_plugin_and_a_packer_that_loads_it() {
@@ -627,6 +627,166 @@ fn the_nixos_template_builds_for_both_architectures_from_one_file() {
     assert!(text.contains(r#"source      = "${path.root}/../nix/""#));
 }
 
+#[test]
+fn debian_validation_rejects_what_would_fail_late_in_a_build() {
+    let d = "debian.pkr.hcl";
+    let s = Value::from;
+    assert!(valid(d, "arch", s("aarch64")));
+    assert!(!valid(d, "arch", s("arm64")));
+    assert!(valid(d, "server-type", s("cax11")));
+    assert!(!valid(d, "server-type", s("CX23")));
+    assert!(valid(d, "debian-release", s("forky")));
+    assert!(!valid(d, "debian-release", s("13")));
+    assert!(!valid(d, "debian-release", s("trixie; reboot")));
+    assert!(valid(d, "debian-mirror", s("http://10.0.2.2:8080/debian")));
+    assert!(!valid(d, "debian-mirror", s("ftp.debian.org")));
+    assert!(!valid(
+        d,
+        "debian-mirror",
+        s("http://a/debian http://b/debian")
+    ));
+    assert!(valid(d, "debian-apt-mirror", s("")));
+    assert!(valid(
+        d,
+        "debian-apt-mirror",
+        s("https://mirror.hetzner.com/debian/packages")
+    ));
+    assert!(!valid(d, "debian-apt-mirror", s("mirror.hetzner.com")));
+    assert!(valid(d, "debian-security-mirror", s("")));
+    assert!(!valid(
+        d,
+        "debian-security-mirror",
+        s("security.debian.org")
+    ));
+    assert!(valid(
+        d,
+        "extra-packages",
+        Value::Array(vec![s("vim"), s("python3-requests"), s("g++")])
+    ));
+    assert!(!valid(
+        d,
+        "extra-packages",
+        Value::Array(vec![s("vim"), s("evil,reboot")])
+    ));
+    assert!(!valid(d, "extra-packages", Value::Array(vec![s("Vim")])));
+    assert!(!valid(d, "swap-size-mib", Value::from(-1)));
+}
+
+#[test]
+fn the_debian_template_builds_for_both_architectures_from_one_file() {
+    let (text, _) = load("debian.pkr.hcl");
+    assert!(text.contains(r#"var.arch == "aarch64" ? "cax11" : "cx23""#));
+    assert!(text.contains("target/dist/${var.arch}"));
+    // The arch/server-type refusals of the NixOS template, with substr (packer 1.6.6).
+    assert!(text.contains(r#"substr(local.server-type, 0, 3) == "cax""#));
+    assert!(text.contains(r#"substr(var.upgrade-server-type, 0, 3) == "cax""#));
+    assert!(text.contains(r#""ROOT_LABEL=debian""#));
+    assert!(text.contains(r#""ARCH=${var.arch}""#));
+    assert!(text.contains(r#""os-flavor"      = "debian""#));
+    assert!(
+        !debian_packages().iter().any(|p| p.starts_with("cloud-")),
+        "the Debian image has the agents instead of cloud-init"
+    );
+}
+
+/// packer/files/debian/packages.txt as debian.sh and the offline mirror recipe read it: one
+/// package per line, `#` to the end of a line a comment.
+fn debian_packages() -> Vec<String> {
+    let path = packer_dir().join("files/debian/packages.txt");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let name = regex::Regex::new("^[a-z0-9][a-z0-9+.-]+$").unwrap();
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            [] => {}
+            [p] => {
+                assert!(name.is_match(p), "packages.txt line {}: {p:?}", n + 1);
+                out.push(p.to_string());
+            }
+            _ => panic!(
+                "packages.txt line {}: one package per line: {line:?}",
+                n + 1
+            ),
+        }
+    }
+    out
+}
+
+#[test]
+fn the_debian_package_list_has_what_the_image_needs_and_what_debian_sh_maps_for_arm64() {
+    let packages = debian_packages();
+    let unique: BTreeSet<_> = packages.iter().collect();
+    assert_eq!(
+        unique.len(),
+        packages.len(),
+        "packages.txt lists a package twice"
+    );
+    for p in [
+        "systemd-sysv",
+        "udev",
+        "dbus",
+        "systemd-resolved",
+        "systemd-timesyncd",
+        "systemd-repart",
+        "openssh-server",
+        "iproute2",
+        "linux-image-cloud-amd64",
+        "initramfs-tools",
+        "grub2-common",
+        "grub-pc-bin",
+        "grub-efi-amd64-bin",
+        "zstd",
+        "ca-certificates",
+        "kmod",
+        "procps",
+        "e2fsprogs",
+        "dosfstools",
+        "debian-archive-keyring",
+        "qemu-guest-agent",
+    ] {
+        assert!(packages.iter().any(|x| x == p), "packages.txt lacks {p}");
+    }
+    // The x86_64 names debian.sh replaces on aarch64 are in the list, and the script maps them.
+    let script = std::fs::read_to_string(packer_dir().join("scripts/debian.sh")).unwrap();
+    for (amd64, arm64) in [
+        ("linux-image-cloud-amd64", "p=linux-image-cloud-arm64"),
+        ("grub-efi-amd64-bin", "p=grub-efi-arm64-bin"),
+        ("grub-pc-bin", "continue"),
+    ] {
+        assert!(packages.iter().any(|x| x == amd64), "{amd64}");
+        assert!(
+            script.contains(&format!("{amd64}) {arm64} ;;")),
+            "debian.sh does not map {amd64} for aarch64"
+        );
+    }
+}
+
+#[test]
+fn the_debian_image_hands_systemd_imds_jobs_to_the_agents_and_has_a_serial_console() {
+    let script = packer_dir().join("scripts/debian.sh");
+    let text = std::fs::read_to_string(&script).unwrap();
+    let cmdline = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("cmdline=\""))
+        .unwrap_or_else(|| panic!("{} sets no cmdline", script.display()));
+    let cmdline = cmdline.split('"').next().unwrap_or_default();
+    let words: Vec<&str> = cmdline.split_whitespace().collect();
+    for arg in IMDS_HAND_OVER
+        .iter()
+        .copied()
+        .chain(["console=tty0", "console=$console,115200"])
+    {
+        assert!(
+            words.contains(&arg),
+            "the Debian kernel command line {cmdline:?} lacks {arg}"
+        );
+    }
+    assert!(text.contains("x86_64) deb_arch=amd64 console=ttyS0 ;;"));
+    assert!(text.contains(r#"GRUB_TERMINAL="serial console""#));
+}
+
 /// The kernel command line switches with which an image hands systemd-imds' jobs to the agents
 /// (the simulator's s7 boots them on systemd 262).
 const IMDS_HAND_OVER: &[&str] = &["systemd.imds.import=0", "systemd.imds.network=off"];
@@ -687,6 +847,7 @@ fn build_servers_have_names_hetzner_accepts_for_every_architecture() {
     for (template, arches) in [
         ("archlinux.pkr.hcl", &["x86_64"][..]),
         ("nixos.pkr.hcl", &["x86_64", "aarch64"][..]),
+        ("debian.pkr.hcl", &["x86_64", "aarch64"][..]),
     ] {
         for arch in arches {
             let name = server_name(template, arch);
