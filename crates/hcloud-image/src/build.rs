@@ -1,4 +1,4 @@
-//! `hcloud-image build archlinux|nixos [-- PACKER ARGS]`: check what a build needs, stage the
+//! `hcloud-image build archlinux|nixos|debian [-- PACKER ARGS]`: check what a build needs, stage the
 //! agents (`dist`), then `packer init` and `packer build` the template with the right
 //! variables, packer's progress streaming through.
 
@@ -16,6 +16,7 @@ pub const MIN_PACKER: (u32, u32, u32) = (1, 11, 0);
 pub enum Flavor {
     Archlinux,
     Nixos,
+    Debian,
 }
 
 impl Flavor {
@@ -23,6 +24,7 @@ impl Flavor {
         match self {
             Flavor::Archlinux => "archlinux",
             Flavor::Nixos => "nixos",
+            Flavor::Debian => "debian",
         }
     }
     /// The template, relative to the workspace root.
@@ -33,7 +35,7 @@ impl Flavor {
         match self {
             // Arch Linux proper is x86_64 only.
             Flavor::Archlinux => arch == Arch::X86_64,
-            Flavor::Nixos => true,
+            Flavor::Nixos | Flavor::Debian => true,
         }
     }
 }
@@ -50,7 +52,8 @@ impl FromStr for Flavor {
         match s {
             "archlinux" | "arch" => Ok(Flavor::Archlinux),
             "nixos" => Ok(Flavor::Nixos),
-            other => bail!("unknown image {other:?}: expected archlinux or nixos"),
+            "debian" => Ok(Flavor::Debian),
+            other => bail!("unknown image {other:?}: expected archlinux, nixos or debian"),
         }
     }
 }
@@ -131,7 +134,7 @@ pub fn packer_vars(
                 vars.push(format!("arch-image={r}"));
             }
         }
-        Flavor::Nixos => vars.push(format!("arch={arch}")),
+        Flavor::Nixos | Flavor::Debian => vars.push(format!("arch={arch}")),
     }
     vars.into_iter()
         .flat_map(|v| ["-var".to_string(), v])
@@ -169,7 +172,7 @@ pub fn build_server(
             .filter(|v| !v.is_empty())
     };
     let default_type = match (flavor, arch) {
-        (Flavor::Nixos, Arch::Aarch64) => "cax11",
+        (Flavor::Nixos | Flavor::Debian, Arch::Aarch64) => "cax11",
         _ => "cx23",
     };
     Some((
@@ -308,5 +311,12 @@ mod tests {
         assert!(Flavor::Archlinux.supports(Arch::X86_64));
         assert!(!Flavor::Archlinux.supports(Arch::Aarch64));
         assert!(Flavor::Nixos.supports(Arch::Aarch64));
+        assert!(Flavor::Debian.supports(Arch::Aarch64));
+        assert!(Flavor::Debian.supports(Arch::X86_64));
+        assert_eq!("debian".parse::<Flavor>().unwrap(), Flavor::Debian);
+        assert_eq!(
+            Flavor::Debian.template(),
+            PathBuf::from("packer/debian.pkr.hcl")
+        );
     }
 }

@@ -54,9 +54,9 @@ pub enum Cmd {
     /// Check the prerequisites and the build server's type in its location (preflight), stage
     /// the agents and run packer init and packer build.
     Build {
-        /// archlinux or nixos.
+        /// archlinux, nixos or debian.
         image: Flavor,
-        /// x86_64 or aarch64 (NixOS only; Arch Linux is x86_64).
+        /// x86_64 or aarch64 (NixOS and Debian; Arch Linux is x86_64 only).
         #[arg(long, default_value = "x86_64")]
         arch: Arch,
         /// Arch Linux release to install (YYYY.MM.DD); default: the latest, from the release API.

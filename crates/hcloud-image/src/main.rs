@@ -111,7 +111,7 @@ fn run(cli: Cli) -> Result<()> {
                     )?
                     .version,
                 ),
-                (Flavor::Nixos, _) => None,
+                (Flavor::Nixos | Flavor::Debian, _) => None,
             };
             if !no_preflight {
                 preflight_build(image, arch, &packer_args)?;

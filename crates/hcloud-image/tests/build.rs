@@ -227,6 +227,31 @@ fn a_build_stages_the_agents_and_runs_packer_init_and_build_with_declared_variab
     }
     assert!(vars_of(b).contains(&("arch".into(), "x86_64".into())));
 
+    // Debian: the same, with its own template.
+    fs::remove_file(&log).unwrap();
+    let out = build(&["debian"], &packer, Some("secret"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let calls = fs::read_to_string(&log).unwrap();
+    let mut lines = calls.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        format!("{} :: init packer/debian.pkr.hcl", root.display())
+    );
+    let b = lines.next().unwrap();
+    assert!(b.ends_with(" packer/debian.pkr.hcl"), "{b}");
+    let names = declared("debian.pkr.hcl");
+    for (k, _) in vars_of(b) {
+        assert!(
+            names.contains(&k),
+            "-var {k} is not declared by the Debian template"
+        );
+    }
+    assert!(vars_of(b).contains(&("arch".into(), "x86_64".into())));
+
     // --no-preflight leaves the server type to packer: a type without capacity still builds.
     // (Here rather than in a test of its own: two builds staging the same tree must not race.)
     fs::remove_file(&log).unwrap();
