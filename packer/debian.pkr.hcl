@@ -108,6 +108,12 @@ variable "debian-mirror" {
   }
 }
 
+variable "debian-keyring" {
+  type        = string
+  default     = ""
+  description = "A keyring file on this machine (binary OpenPGP keys, as gpgv reads them) that the mirror's Release signature is checked against, for a mirror signed with your own key. Empty: Debian's archive keyring in the rescue system."
+}
+
 variable "debian-apt-mirror" {
   type        = string
   default     = ""
@@ -197,8 +203,10 @@ locals {
     var.upgrade-server-type == "" || (var.arch == "aarch64") == (substr(var.upgrade-server-type, 0, 3) == "cax") ? "" : file("ERROR: upgrade server type ${var.upgrade-server-type} is not for ${var.arch}"),
   ]
   apt-mirror = var.debian-apt-mirror != "" ? var.debian-apt-mirror : var.debian-mirror
-  build-time = formatdate("YYYYMMDD'T'hhmmss'Z'", timestamp())
-  build-id   = uuidv4()
+  # Handed to debian.sh in its environment (a few hundred bytes for a key or two).
+  keyring-base64 = var.debian-keyring == "" ? "" : filebase64(var.debian-keyring)
+  build-time     = formatdate("YYYYMMDD'T'hhmmss'Z'", timestamp())
+  build-id       = uuidv4()
   labels = {
     "os-flavor"      = "debian"
     "arch"           = var.arch
@@ -255,6 +263,7 @@ build {
     environment_vars = [
       "DEBIAN_RELEASE=${var.debian-release}",
       "DEBIAN_MIRROR=${var.debian-mirror}",
+      "DEBIAN_KEYRING_BASE64=${local.keyring-base64}",
       "DEBIAN_APT_MIRROR=${local.apt-mirror}",
       "DEBIAN_SECURITY_MIRROR=${var.debian-security-mirror}",
       "EXTRA_PACKAGES=${join(" ", var.extra-packages)}",

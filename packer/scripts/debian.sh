@@ -22,6 +22,8 @@
 #                           (http://deb.debian.org/debian-security; empty: none)
 #   DEBIAN_KEYRING          keyring the Release signature is checked against
 #                           (/usr/share/keyrings/debian-archive-keyring.gpg)
+#   DEBIAN_KEYRING_BASE64   that keyring's bytes in base64 instead (the template's
+#                           debian-keyring), for a mirror signed with its own key
 #   EXTRA_PACKAGES          more packages (space-separated), installed by debootstrap too
 #   LOCALE (C.UTF-8), TIMEZONE (UTC), SWAP_SIZE_MIB (0), ROOT_LABEL (debian),
 #   ARCH (x86_64|aarch64, default: uname -m)
@@ -41,6 +43,13 @@ apt_mirror=${apt_mirror%/}
 security_mirror=${DEBIAN_SECURITY_MIRROR-http://deb.debian.org/debian-security}
 security_mirror=${security_mirror%/}
 keyring=${DEBIAN_KEYRING:-/usr/share/keyrings/debian-archive-keyring.gpg}
+if [ -n "${DEBIAN_KEYRING_BASE64:-}" ]; then
+  [ -z "${DEBIAN_KEYRING:-}" ] || die "set DEBIAN_KEYRING or DEBIAN_KEYRING_BASE64, not both"
+  keyring=$(mktemp /tmp/debian-keyring.XXXXXX.gpg)
+  printf '%s' "$DEBIAN_KEYRING_BASE64" | base64 -d >"$keyring" 2>/dev/null ||
+    die "DEBIAN_KEYRING_BASE64 is not base64"
+  [ -s "$keyring" ] || die "DEBIAN_KEYRING_BASE64 holds no keyring"
+fi
 locale=${LOCALE:-C.UTF-8}
 timezone=${TIMEZONE:-UTC}
 swap=${SWAP_SIZE_MIB:-0}
@@ -132,13 +141,21 @@ fi
 include=$(IFS=,; echo "${packages[*]}")
 echo "debian.sh: debootstrap $release ($deb_arch) from $mirror, Release checked against $keyring"
 echo "debian.sh: packages: ${packages[*]}"
-if ! debootstrap --variant=minbase --arch="$deb_arch" --components=main \
-  --keyring="$keyring" --force-check-gpg --include="$include" \
-  "$release" "$target" "$mirror" "$script"; then
+# Two stages, so that dpkg in the second one skips its fsync of every file it unpacks
+# (force-unsafe-io, as Debian's own image builders do): the disk is synced when it is unmounted,
+# and a build that dies half-way is thrown away anyway. The setting is removed again below.
+dpkg_unsafe=$target/etc/dpkg/dpkg.cfg.d/zz-hcloud-build-unsafe-io
+debootstrap_failed() {
   log=$target/debootstrap/debootstrap.log
   [ -f "$log" ] && tail -n 30 "$log" >&2
-  die "debootstrap of $release from $mirror failed (the lines above say why; the Release signature is checked against $keyring)"
-fi
+  die "debootstrap ($1) of $release from $mirror failed (the lines above say why; the Release signature is checked against $keyring)"
+}
+debootstrap --foreign --variant=minbase --arch="$deb_arch" --components=main \
+  --keyring="$keyring" --force-check-gpg --include="$include" \
+  "$release" "$target" "$mirror" "$script" || debootstrap_failed "download and unpack"
+mkdir -p "$(dirname "$dpkg_unsafe")"
+echo force-unsafe-io >"$dpkg_unsafe"
+chroot "$target" /debootstrap/debootstrap --second-stage || debootstrap_failed "second stage"
 compgen -G "$target/boot/vmlinuz-*" >/dev/null || die "debootstrap installed no kernel in $target/boot"
 
 # --- 2. configuration in the chroot --------------------------------------------------------
@@ -286,7 +303,9 @@ grep -q "console=$console" "$target/boot/grub/grub.cfg" || die "grub.cfg does no
 grep -q "root=UUID=$uuid " "$target/boot/grub/grub.cfg" || die "grub.cfg does not name the root file system by its UUID $uuid"
 
 # Package caches and the build mirror's indices: apt update on the server fetches the image's.
+# dpkg on the server syncs what it writes again.
 in_target apt-get clean
+rm -f "$dpkg_unsafe"
 rm -rf "$target"/var/lib/apt/lists/* "$target"/var/cache/apt/*.bin "$target/debootstrap"
 rm -f "$target"/var/log/apt/* "$target/var/log/dpkg.log" "$target/var/log/alternatives.log" "$target/var/log/bootstrap.log"
 
@@ -294,4 +313,5 @@ trap - EXIT
 cleanup
 # After the chroot's /run is gone: the resolver is systemd-resolved's stub.
 ln -sfn ../run/systemd/resolve/stub-resolv.conf "$target/etc/resolv.conf"
+[ -z "${DEBIAN_KEYRING_BASE64:-}" ] || rm -f "$keyring"
 echo "debian.sh: Debian $release ($deb_arch) installed on $target"

@@ -3,11 +3,12 @@
 #   - shellcheck on every provisioning script
 #   - packer fmt -check on the templates
 #   - packer validate (Debian's packer 1.6.6, built-in hcloud builder) of each template, on a
-#     copy without what 1.6.6 does not know: the packer {} block (required_plugins), the
-#     variable validation blocks (1.6.6 evaluates them without functions) and the plugin-only
-#     options upgrade_server_type, server_labels and ssh_keys_labels. It still checks every
-#     other builder option, the expressions, and that every uploaded file exists. The Rust tests
-#     (crates/hcloud-image/tests/templates.rs) check the removed parts.
+#     copy without what 1.6.6 does not know (scripts/lib/packer-1.6.6.awk): the packer {} block
+#     (required_plugins), the variable validation blocks (1.6.6 evaluates them without
+#     functions) and the plugin-only options upgrade_server_type, server_labels and
+#     ssh_keys_labels. It still checks every other builder option, the expressions, and that
+#     every uploaded file exists. The Rust tests (crates/hcloud-image/tests/templates.rs) check
+#     the removed parts.
 #   - the pinned Arch Linux release key: its fingerprint, and that it is the key Debian's
 #     archlinux-keyring ships
 #   - the NixOS files parse (nix-instantiate --parse)
@@ -35,13 +36,7 @@ if cargo run -q --locked -p hcloud-image -- dist --no-build --out "$tmp/dist" >/
   cp -r nix systemd "$tmp/"
   for t in archlinux nixos debian; do
     step "packer validate $t (packer $(packer version | head -n1))"
-    awk '
-      /^packer \{/ { skip = 1; depth = 0 }
-      /^[[:space:]]*validation \{/ { skip = 1; depth = 0 }
-      skip { depth += gsub(/\{/, "{"); depth -= gsub(/\}/, "}"); if (depth <= 0) skip = 0; next }
-      /^[[:space:]]*(upgrade_server_type|server_labels|ssh_keys_labels)[[:space:]]*=/ { next }
-      { print }
-    ' "packer/$t.pkr.hcl" >"$tmp/packer/validate-$t.pkr.hcl"
+    awk -f scripts/lib/packer-1.6.6.awk "packer/$t.pkr.hcl" >"$tmp/packer/validate-$t.pkr.hcl"
     grep -q 'required_plugins\|validation {' "$tmp/packer/validate-$t.pkr.hcl" && bad "$t: reduction left blocks behind"
     if (cd "$tmp/packer" && HCLOUD_TOKEN=dummy packer validate -var "dist-dir=$tmp/dist" "validate-$t.pkr.hcl"); then
       echo "packer validate $t: ok"

@@ -2,8 +2,8 @@
 //! cached like the guest images: the rescue root file system from `image/rescue.sh`
 //! (debootstrap of Debian trixie with what Hetzner's rescue offers), turned into an ext4 image
 //! with its kernel and initrd beside it; the mirror from `image/mirror.sh` (the packages a
-//! debootstrap needs, with Debian's signed Release files, downloaded by the rescue system's own
-//! debootstrap).
+//! debootstrap needs, downloaded by the rescue system's own debootstrap, indexed and signed by a
+//! key of the mirror's own: [`mirror_keyring`]).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -97,9 +97,14 @@ pub fn ensure_rescue(cache: &Path, mirror: Option<&str>) -> Result<RescueImage> 
     Ok(img)
 }
 
+/// The keyring (binary, for gpgv) that the Release file of the mirror in `dir` is signed with.
+pub fn mirror_keyring(dir: &Path) -> PathBuf {
+    dir.join("mirror-keyring.gpg")
+}
+
 /// The cached local mirror of `suite` with what a debootstrap including the packages of
-/// `packages_file` needs (the pool, `dists/<suite>/` with Debian's signed Release files and the
-/// uncompressed Packages index), built first when the recipes or the list changed.
+/// `packages_file` needs (the pool, `dists/<suite>/` with the index of those packages and its
+/// signed Release file), built first when the recipes or the list changed.
 pub fn ensure_mirror(
     cache: &Path,
     rescue: &RescueImage,
@@ -118,7 +123,7 @@ pub fn ensure_mirror(
     ]);
     let prefix = format!("mirror-{suite}-");
     let dir = cache.join(format!("{prefix}{key}"));
-    if dir.join("dists").join(suite).is_dir() {
+    if mirror_keyring(&dir).is_file() {
         return Ok(dir);
     }
     remove_stale(cache, &prefix, &dir);
