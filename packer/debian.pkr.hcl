@@ -111,7 +111,7 @@ variable "debian-mirror" {
 variable "debian-keyring" {
   type        = string
   default     = ""
-  description = "A keyring file on this machine (binary OpenPGP keys, as gpgv reads them) that the mirror's Release signature is checked against, for a mirror signed with your own key. Empty: Debian's archive keyring in the rescue system."
+  description = "An ASCII-armored public key file on this machine (gpg --armor --export) that the mirror's Release signature is checked against, for a mirror signed with your own key. Empty: Debian's archive keyring in the rescue system."
 }
 
 variable "debian-apt-mirror" {
@@ -204,7 +204,7 @@ locals {
   ]
   apt-mirror = var.debian-apt-mirror != "" ? var.debian-apt-mirror : var.debian-mirror
   # Handed to debian.sh in its environment (a few hundred bytes for a key or two).
-  keyring-base64 = var.debian-keyring == "" ? "" : filebase64(var.debian-keyring)
+  keyring-base64 = var.debian-keyring == "" ? "" : base64encode(file(var.debian-keyring))
   build-time     = formatdate("YYYYMMDD'T'hhmmss'Z'", timestamp())
   build-id       = uuidv4()
   labels = {

@@ -22,7 +22,7 @@
 #                           (http://deb.debian.org/debian-security; empty: none)
 #   DEBIAN_KEYRING          keyring the Release signature is checked against
 #                           (/usr/share/keyrings/debian-archive-keyring.gpg)
-#   DEBIAN_KEYRING_BASE64   that keyring's bytes in base64 instead (the template's
+#   DEBIAN_KEYRING_BASE64   instead, an ASCII-armored public key in base64 (the template's
 #                           debian-keyring), for a mirror signed with its own key
 #   EXTRA_PACKAGES          more packages (space-separated), installed by debootstrap too
 #   LOCALE (C.UTF-8), TIMEZONE (UTC), SWAP_SIZE_MIB (0), ROOT_LABEL (debian),
@@ -45,10 +45,11 @@ security_mirror=${security_mirror%/}
 keyring=${DEBIAN_KEYRING:-/usr/share/keyrings/debian-archive-keyring.gpg}
 if [ -n "${DEBIAN_KEYRING_BASE64:-}" ]; then
   [ -z "${DEBIAN_KEYRING:-}" ] || die "set DEBIAN_KEYRING or DEBIAN_KEYRING_BASE64, not both"
+  command -v gpg >/dev/null || die "gpg is missing (package gnupg): it reads DEBIAN_KEYRING_BASE64"
   keyring=$(mktemp /tmp/debian-keyring.XXXXXX.gpg)
-  printf '%s' "$DEBIAN_KEYRING_BASE64" | base64 -d >"$keyring" 2>/dev/null ||
-    die "DEBIAN_KEYRING_BASE64 is not base64"
-  [ -s "$keyring" ] || die "DEBIAN_KEYRING_BASE64 holds no keyring"
+  printf '%s' "$DEBIAN_KEYRING_BASE64" | base64 -d 2>/dev/null | gpg --dearmor >"$keyring" 2>/dev/null ||
+    die "DEBIAN_KEYRING_BASE64 is not an ASCII-armored public key in base64"
+  [ -s "$keyring" ] || die "DEBIAN_KEYRING_BASE64 holds no key"
 fi
 locale=${LOCALE:-C.UTF-8}
 timezone=${TIMEZONE:-UTC}

@@ -2,7 +2,7 @@
 # Recipe of the local Debian mirror the simulated build servers install from: only the packages
 # a debootstrap of SUITE with PACKAGES needs, as Debian's mirror served them (debootstrap checked
 # them against Debian's archive key while downloading), with an index of just those packages and
-# a Release file signed by a key of the mirror's own (TARGET_DIR/mirror-keyring.gpg). The build
+# a Release file signed by a key of the mirror's own (TARGET_DIR/mirror-keyring.asc). The build
 # is given that keyring, so its debootstrap checks the signature and every hash as on Hetzner.
 # The download runs with the rescue system's own debootstrap (chroot into RESCUE_ROOT), so it
 # resolves exactly the packages the build server will ask for.
@@ -112,6 +112,6 @@ mkdir -m 0700 "$GNUPGHOME"
 gpg --batch --quiet --passphrase '' --quick-gen-key "hcloud-sim mirror <mirror@hcloud-sim.invalid>" ed25519 sign never
 gpg --batch --quiet --yes --clearsign -o "$dists/InRelease" "$dists/Release"
 gpg --batch --quiet --yes --armor --detach-sign -o "$dists/Release.gpg" "$dists/Release"
-gpg --batch --quiet --export > "$target/mirror-keyring.gpg"
+gpg --batch --quiet --armor --export > "$target/mirror-keyring.asc"
 count=$(find "$target/pool" -name '*.deb' | wc -l)
-echo "mirror.sh: $count packages of $suite in $target, signed by the key in mirror-keyring.gpg"
+echo "mirror.sh: $count packages of $suite in $target, signed by the key in mirror-keyring.asc"

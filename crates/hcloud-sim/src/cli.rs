@@ -40,6 +40,19 @@ pub enum Cmd {
         #[arg(long)]
         mirror: Option<String>,
     },
+    /// Build (or find in the cache) the local Debian mirror for the simulated builds: what a
+    /// debootstrap of SUITE with the packages of a list needs, signed by the mirror's own key.
+    /// Prints its directory (mirror-keyring.asc in it is the key).
+    Mirror {
+        /// The package list (one per line, # comments).
+        #[arg(long, default_value = "packer/files/debian/packages.txt")]
+        packages: PathBuf,
+        #[arg(long, default_value = "trixie")]
+        suite: String,
+        /// Debian mirror to download from.
+        #[arg(long)]
+        mirror: Option<String>,
+    },
     /// Serve a simulated Hetzner Cloud until interrupted: the fake Cloud API in the namespace
     /// hsim-<name>, each server a QEMU VM (rescue system, snapshots), so `packer build` runs
     /// end to end. Run packer in the namespace with the printed HCLOUD_ENDPOINT.

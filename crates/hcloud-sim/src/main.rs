@@ -113,6 +113,21 @@ fn run(cli: Cli) -> Result<()> {
             let r = rescue::ensure_rescue(&opts.cache, mirror.as_deref())?;
             println!("{}", r.root.display());
         }
+        Cmd::Mirror {
+            packages,
+            suite,
+            mirror,
+        } => {
+            sim::check_host()?;
+            let packages = if packages.is_relative() {
+                workspace.join(packages)
+            } else {
+                packages
+            };
+            let r = rescue::ensure_rescue(&opts.cache, mirror.as_deref())?;
+            let dir = rescue::ensure_mirror(&opts.cache, &r, &suite, &packages, mirror.as_deref())?;
+            println!("{}", dir.display());
+        }
         Cmd::Cloud {
             accel,
             firmware,

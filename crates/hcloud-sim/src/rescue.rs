@@ -97,9 +97,9 @@ pub fn ensure_rescue(cache: &Path, mirror: Option<&str>) -> Result<RescueImage> 
     Ok(img)
 }
 
-/// The keyring (binary, for gpgv) that the Release file of the mirror in `dir` is signed with.
+/// The public key (ASCII-armored) that the Release file of the mirror in `dir` is signed with.
 pub fn mirror_keyring(dir: &Path) -> PathBuf {
-    dir.join("mirror-keyring.gpg")
+    dir.join("mirror-keyring.asc")
 }
 
 /// The cached local mirror of `suite` with what a debootstrap including the packages of

@@ -212,7 +212,8 @@ fn scsi_disk(disk: &Path) -> Vec<String> {
             disk.display()
         ),
         "-device".into(),
-        "virtio-scsi-pci,id=scsi0".into(),
+        // Slot 3 is the public NIC's (ens3), 10+ the private ones'.
+        "virtio-scsi-pci,id=scsi0,addr=0x5".into(),
         "-device".into(),
         "scsi-hd,drive=disk0,bus=scsi0.0,bootindex=1".into(),
     ]
