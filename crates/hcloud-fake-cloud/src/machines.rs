@@ -126,6 +126,17 @@ impl std::str::FromStr for Ipv4Range {
     }
 }
 
+impl Ipv4Range {
+    /// The first address of the range not in `used` (addresses as `u32`).
+    pub fn first_free(&self, used: &BTreeSet<u32>) -> Result<Ipv4Addr> {
+        let (lo, hi) = (u32::from(self.first), u32::from(self.last));
+        (lo..=hi)
+            .find(|a| !used.contains(a))
+            .map(Ipv4Addr::from)
+            .context("no IPv4 address left in the range")
+    }
+}
+
 impl Default for Ipv4Range {
     fn default() -> Ipv4Range {
         Ipv4Range {
@@ -203,12 +214,9 @@ impl Machines for InMemoryMachines {
     fn allocate(&self, spec: &MachineSpec) -> Result<Addresses> {
         let mut inner = self.inner();
         let ipv4 = if spec.enable_ipv4 {
-            let (lo, hi) = (u32::from(self.range.first), u32::from(self.range.last));
-            let free = (lo..=hi)
-                .find(|a| !inner.used_v4.contains(a))
-                .context("no IPv4 address left in the range")?;
-            inner.used_v4.insert(free);
-            Some(Ipv4Addr::from(free))
+            let free = self.range.first_free(&inner.used_v4)?;
+            inner.used_v4.insert(u32::from(free));
+            Some(free)
         } else {
             None
         };

@@ -467,12 +467,9 @@ impl Machines for QemuMachines {
             .find(|s| !inner.used_slots.contains(s))
             .context("the simulated cloud runs 250 servers at most")?;
         let ipv4 = if spec.enable_ipv4 {
-            let (lo, hi) = (u32::from(self.range.first), u32::from(self.range.last));
-            let free = (lo..=hi)
-                .find(|a| !inner.used_v4.contains(a))
-                .context("no IPv4 address left in the range")?;
-            inner.used_v4.insert(free);
-            Some(Ipv4Addr::from(free))
+            let free = self.range.first_free(&inner.used_v4)?;
+            inner.used_v4.insert(u32::from(free));
+            Some(free)
         } else {
             None
         };

@@ -195,12 +195,22 @@ pub fn qemu_args(spec: &VmSpec, server: &Server) -> Vec<String> {
     a
 }
 
-/// The kernel command line of a direct kernel boot with root on `/dev/vda`.
-fn append(spec: &VmSpec, base: &str) -> String {
-    std::iter::once(base)
-        .chain(spec.kernel_args.iter().map(String::as_str))
-        .collect::<Vec<_>>()
-        .join(" ")
+/// A direct kernel boot with root on `/dev/vda`, the serial console and `spec.kernel_args`.
+fn direct_kernel(spec: &VmSpec, kernel: &Path, initrd: &Path) -> Vec<String> {
+    let append = std::iter::once(
+        "root=/dev/vda rw console=ttyS0,115200 net.ifnames=1 systemd.journald.forward_to_console=1",
+    )
+    .chain(spec.kernel_args.iter().map(String::as_str))
+    .collect::<Vec<_>>()
+    .join(" ");
+    vec![
+        "-kernel".into(),
+        kernel.display().to_string(),
+        "-initrd".into(),
+        initrd.display().to_string(),
+        "-append".into(),
+        append,
+    ]
 }
 
 /// The drive of the server's disk on virtio-scsi, first to boot.
@@ -224,16 +234,8 @@ fn boot_args(spec: &VmSpec) -> Vec<String> {
     let mut a: Vec<String> = Vec::new();
     match &spec.boot {
         VmBoot::Kernel { kernel, initrd } => {
+            a.extend(direct_kernel(spec, kernel, initrd));
             a.extend([
-                "-kernel".into(),
-                kernel.display().to_string(),
-                "-initrd".into(),
-                initrd.display().to_string(),
-                "-append".into(),
-                append(
-                    spec,
-                    "root=/dev/vda rw console=ttyS0,115200 net.ifnames=1 systemd.journald.forward_to_console=1",
-                ),
                 "-drive".into(),
                 format!(
                     "file={},format=raw,if=virtio,cache=unsafe",
@@ -253,16 +255,8 @@ fn boot_args(spec: &VmSpec) -> Vec<String> {
             root,
             keys,
         } => {
+            a.extend(direct_kernel(spec, kernel, initrd));
             a.extend([
-                "-kernel".into(),
-                kernel.display().to_string(),
-                "-initrd".into(),
-                initrd.display().to_string(),
-                "-append".into(),
-                append(
-                    spec,
-                    "root=/dev/vda rw console=ttyS0,115200 net.ifnames=1 systemd.journald.forward_to_console=1",
-                ),
                 "-drive".into(),
                 format!(
                     "file={},format=raw,if=virtio,snapshot=on,cache=unsafe",
