@@ -446,6 +446,22 @@ fn run_tool(cmd: &mut Command, what: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Stores the raw `disk` as a zstd-compressed qcow2 at `out`; returns its size in bytes. The
+/// disk may belong to a paused VM: QEMU keeps its lock on it then, so it is read shared (`-U`).
+fn store_snapshot(disk: &Path, out: &Path) -> Result<u64> {
+    run_tool(
+        Command::new("qemu-img")
+            .args(["convert", "-U", "-c", "-O", "qcow2"])
+            .args(["-o", "compression_type=zstd"])
+            .arg(disk)
+            .arg(out),
+        "storing the snapshot (qemu-img convert -c)",
+    )?;
+    Ok(fs::metadata(out)
+        .with_context(|| format!("reading {}", out.display()))?
+        .len())
+}
+
 /// Grows (never shrinks) the raw disk to `gb` GB, sparse.
 fn grow(disk: &Path, gb: u64) -> Result<()> {
     let f = fs::OpenOptions::new()
@@ -598,30 +614,19 @@ impl Machines for QemuMachines {
     fn snapshot(&self, id: u64, image_id: u64) -> Result<SnapshotInfo> {
         let s = self.server(id)?;
         let s = lock(&s);
-        let running = s.sim.qemu_running();
-        if running {
-            s.sim.qmp()?.execute("stop", json!({}))?;
-        }
-        let out = self.snapshot_path(image_id);
-        let result = run_tool(
-            Command::new("qemu-img")
-                .args([
-                    "convert",
-                    "-c",
-                    "-O",
-                    "qcow2",
-                    "-o",
-                    "compression_type=zstd",
-                ])
-                .arg(s.sim.disk_path())
-                .arg(&out),
-            "storing the snapshot (qemu-img convert -c)",
-        );
-        if running {
+        // A running server is snapshotted live, as on Hetzner: paused while its disk is read
+        // (a shutdown may also be just finishing, then there is nothing to pause).
+        let paused = s.sim.qemu_running()
+            && match s.sim.qmp().and_then(|mut q| q.execute("stop", json!({}))) {
+                Ok(_) => true,
+                Err(_) if !s.sim.qemu_running() => false,
+                Err(e) => return Err(e.context("pausing the server for its snapshot")),
+            };
+        let result = store_snapshot(&s.sim.disk_path(), &self.snapshot_path(image_id));
+        if paused && s.sim.qemu_running() {
             s.sim.qmp()?.execute("cont", json!({}))?;
         }
-        result?;
-        let bytes = fs::metadata(&out)?.len();
+        let bytes = result?;
         Ok(SnapshotInfo {
             image_size_gb: (bytes as f64 / 1e9 * 1000.0).round() / 1000.0,
         })
@@ -663,6 +668,40 @@ mod tests {
         assert_eq!(region_of("fsn1"), "eu-central");
         assert_eq!(region_of("ash"), "us-east");
         assert_eq!(region_of("sin"), "ap-southeast");
+    }
+
+    /// A server that is still running (or paused for the copy) holds QEMU's lock on its disk.
+    #[test]
+    fn a_snapshot_is_taken_of_a_disk_a_paused_vm_holds() {
+        let t = tempfile::tempdir().unwrap();
+        let disk = t.path().join("disk.raw");
+        fs::write(&disk, vec![7u8; 1 << 20]).unwrap();
+        grow(&disk, 1).unwrap();
+        let pid = t.path().join("qemu.pid");
+        let started = Command::new("qemu-system-x86_64")
+            .args([
+                "-S",
+                "-display",
+                "none",
+                "-nodefaults",
+                "-daemonize",
+                "-pidfile",
+            ])
+            .arg(&pid)
+            .arg("-drive")
+            .arg(format!("file={},format=raw,if=virtio", disk.display()))
+            .status()
+            .expect("qemu-system-x86_64 (package qemu-system-x86)");
+        assert!(started.success());
+        let result = store_snapshot(&disk, &t.path().join("snap.qcow2"));
+        let qemu: i32 = fs::read_to_string(&pid).unwrap().trim().parse().unwrap();
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(qemu),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let bytes = result.unwrap();
+        // 1 MB of data in a 1 GB disk compresses to a few kilobytes plus qcow2's tables.
+        assert!(bytes > 0 && bytes < 2_000_000, "{bytes} bytes");
     }
 
     #[test]
