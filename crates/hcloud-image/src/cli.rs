@@ -40,6 +40,8 @@ pub enum Cmd {
         /// Offline: use this release (YYYY.MM.DD) instead of asking the release API.
         #[arg(long, env = "HCLOUD_IMAGE_ARCH_RELEASE")]
         release: Option<String>,
+        /// The release API; with the default, its deprecated predecessor
+        /// (/releng/releases/json/) is asked when it does not answer with a release.
         #[arg(long, default_value = DEFAULT_API_URL)]
         api_url: String,
         #[arg(long, default_value = DEFAULT_MIRROR)]
@@ -62,6 +64,10 @@ pub enum Cmd {
         /// Arch Linux release to install (YYYY.MM.DD); default: the latest, from the release API.
         #[arg(long, env = "HCLOUD_IMAGE_ARCH_RELEASE")]
         arch_release: Option<String>,
+        /// The Arch Linux release API to ask for the latest release (default: archlinux.org's
+        /// /api/v1/releng/releases/, then its deprecated predecessor /releng/releases/json/).
+        #[arg(long, env = "HCLOUD_IMAGE_ARCH_API")]
+        arch_api_url: Option<String>,
         /// The packer program.
         #[arg(long, default_value = "packer")]
         packer: String,

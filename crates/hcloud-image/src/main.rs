@@ -68,7 +68,12 @@ fn run(cli: Cli) -> Result<()> {
             let rel = match release {
                 Some(v) => arch_release::release_files(&v, &mirror)?,
                 None => {
-                    arch_release::fetch_latest(&api_url, &mirror, Duration::from_secs(timeout))?
+                    let urls = if api_url == DEFAULT_API_URL {
+                        vec![DEFAULT_API_URL, arch_release::LEGACY_API_URL]
+                    } else {
+                        vec![api_url.as_str()]
+                    };
+                    arch_release::fetch_latest_of(&urls, &mirror, Duration::from_secs(timeout))?
                 }
             };
             if let Some(w) = arch_release::key_mismatch(&rel) {
@@ -87,6 +92,7 @@ fn run(cli: Cli) -> Result<()> {
             image,
             arch,
             arch_release: release,
+            arch_api_url,
             packer,
             no_preflight,
             packer_args,
@@ -96,21 +102,32 @@ fn run(cli: Cli) -> Result<()> {
             }
             let token = std::env::var("HCLOUD_TOKEN").ok();
             build::check_prerequisites(build::packer_version(&packer), token.as_deref())?;
+            if image == Flavor::Archlinux {
+                // The template trusts this file's key for the bootstrap signature.
+                arch_release::check_pinned_key(&dist::load_workspace(&cli.workspace)?.root)?;
+            }
             let release = match (image, release) {
                 (Flavor::Archlinux, Some(v)) => {
                     Some(arch_release::release_files(&v, DEFAULT_MIRROR)?.version)
                 }
-                (Flavor::Archlinux, None) => Some(
-                    arch_release::fetch_latest(
-                        DEFAULT_API_URL,
+                (Flavor::Archlinux, None) => {
+                    let urls = match &arch_api_url {
+                        Some(u) => vec![u.as_str()],
+                        None => vec![DEFAULT_API_URL, arch_release::LEGACY_API_URL],
+                    };
+                    let rel = arch_release::fetch_latest_of(
+                        &urls,
                         DEFAULT_MIRROR,
                         Duration::from_secs(30),
                     )
                     .context(
                         "finding the latest Arch Linux release (or pass --arch-release YYYY.MM.DD)",
-                    )?
-                    .version,
-                ),
+                    )?;
+                    if let Some(w) = arch_release::key_mismatch(&rel) {
+                        bail!("not building: {w}");
+                    }
+                    Some(rel.version)
+                }
                 (Flavor::Nixos | Flavor::Debian, _) => None,
             };
             if !no_preflight {

@@ -48,6 +48,28 @@ fn fake_packer(dir: &Path, version: &str) -> (PathBuf, PathBuf) {
     (p, log)
 }
 
+/// A release API on loopback answering `body` once.
+fn release_api(body: &'static str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        if let Some(Ok(mut stream)) = listener.incoming().next() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                line.clear();
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    format!("http://{addr}/api/v1/releng/releases/")
+}
+
 fn build(args: &[&str], packer: &Path, token: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hcloud-image"));
     cmd.arg("--workspace")
@@ -58,6 +80,7 @@ fn build(args: &[&str], packer: &Path, token: Option<&str>) -> Output {
         .args(args);
     cmd.env_remove("HCLOUD_TOKEN")
         .env_remove("HCLOUD_IMAGE_ARCH_RELEASE")
+        .env_remove("HCLOUD_IMAGE_ARCH_API")
         .env("HCLOUD_ENDPOINT", cloud().endpoint());
     if let Some(t) = token {
         cmd.env("HCLOUD_TOKEN", t);
@@ -111,6 +134,31 @@ fn missing_prerequisites_are_all_named_before_anything_runs() {
         Some("t"),
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected YYYY.MM.DD"));
+    assert!(!log.exists(), "packer was run");
+}
+
+/// The template checks the bootstrap against the pinned key: a release the API says is signed by
+/// another key cannot pass, so the build stops before packer creates anything.
+#[test]
+fn a_release_signed_by_another_key_stops_the_build_before_packer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (packer, log) = fake_packer(dir.path(), "1.11.2");
+    let api = release_api(
+        r#"{"latest_version": "2027.01.01", "releases": [{"version": "2027.01.01", "pgp_fingerprint": "0000 1111 2222 3333 4444  5555 6666 7777 8888 9999"}]}"#,
+    );
+    let out = build(
+        &["archlinux", "--arch-api-url", &api],
+        &packer,
+        Some("secret"),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("not building")
+            && err.contains("signed by 0000111122223333444455556666777788889999")
+            && err.contains("the pinned key is 3E80CA1A8B89F69CBA57D98A76A5EF9054449A5C"),
+        "{err}"
+    );
     assert!(!log.exists(), "packer was run");
 }
 
