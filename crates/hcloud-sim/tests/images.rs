@@ -439,7 +439,9 @@ fn debian_template_builds_a_snapshot_that_boots_under_bios_and_uefi() {
         consoles(&state, "img")
     );
 
-    // What packer left: one snapshot with the template's labels, no server, no key.
+    // What packer left: one snapshot with the template's labels, no server, no key (packer
+    // does not wait for the delete action; Hetzner finishes it on its own).
+    assert!(cloud.fake.wait_idle(Duration::from_secs(120)));
     let snapshots = cloud.fake.snapshots();
     assert_eq!(snapshots.len(), 1, "{snapshots:?}");
     let snap = &snapshots[0];
