@@ -262,6 +262,38 @@ fn start_cloud(base: &hcloud_sim::sim::Options, name: &str, rescue: rescue::Resc
     .unwrap()
 }
 
+/// What a test of the simulated cloud starts from: a VM slot, the rescue system and the local
+/// mirror (built or found in the cache), a work directory and the cloud `name`.
+struct Setup {
+    base: hcloud_sim::sim::Options,
+    ws: std::path::PathBuf,
+    _slot: nix::fcntl::Flock<std::fs::File>,
+    mirror: std::path::PathBuf,
+    work: tempfile::TempDir,
+    state: std::path::PathBuf,
+    cloud: Cloud,
+}
+
+fn setup(name: &str) -> Setup {
+    let base = common::options(name, Guest::Agents, Release::Bookworm);
+    let ws = common::workspace();
+    let slot = common::machine_lock();
+    let rescue = rescue::ensure_rescue(&base.cache, None).unwrap();
+    let packages = ws.join("packer/files/debian/packages.txt");
+    let mirror = rescue::ensure_mirror(&base.cache, &rescue, "trixie", &packages, None).unwrap();
+    let state = base.state_root.clone();
+    let cloud = start_cloud(&base, name, rescue);
+    Setup {
+        base,
+        ws,
+        _slot: slot,
+        mirror,
+        work: tempfile::tempdir().unwrap(),
+        state,
+        cloud,
+    }
+}
+
 /// After a failed build: packer deleted the server and its key, and no snapshot exists; the
 /// server's VM and namespace are gone.
 fn assert_nothing_left(cloud: &Cloud, state: &Path, name: &str) {
@@ -320,15 +352,15 @@ fn assert_nothing_left(cloud: &Cloud, state: &Path, name: &str) {
 /// (API, server, rescue boot, SSH, uploads, disk.sh, the download and its signature check).
 #[test]
 fn builds_refuse_downloads_signed_by_another_key_and_leave_nothing_behind() {
-    let base = common::options("imgbad", Guest::Agents, Release::Bookworm);
-    let ws = common::workspace();
-    let _slot = common::machine_lock();
-    let rescue = rescue::ensure_rescue(&base.cache, None).unwrap();
-    let packages = ws.join("packer/files/debian/packages.txt");
-    let mirror = rescue::ensure_mirror(&base.cache, &rescue, "trixie", &packages, None).unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let state = base.state_root.clone();
-    let cloud = start_cloud(&base, "imgbad", rescue);
+    let Setup {
+        base,
+        ws,
+        _slot,
+        mirror,
+        work,
+        state,
+        cloud,
+    } = setup("imgbad");
 
     // Debian: the mirror's Release is signed by the mirror's key, the build trusts another.
     let url = cloud.serve_directory(&mirror).unwrap();
@@ -407,15 +439,15 @@ fn builds_refuse_downloads_signed_by_another_key_and_leave_nothing_behind() {
 
 #[test]
 fn debian_template_builds_a_snapshot_that_boots_under_bios_and_uefi() {
-    let base = common::options("img", Guest::Agents, Release::Bookworm);
-    let ws = common::workspace();
-    let _slot = common::machine_lock();
-    let rescue = rescue::ensure_rescue(&base.cache, None).unwrap();
-    let packages = ws.join("packer/files/debian/packages.txt");
-    let mirror = rescue::ensure_mirror(&base.cache, &rescue, "trixie", &packages, None).unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let state = base.state_root.clone();
-    let cloud = start_cloud(&base, "img", rescue);
+    let Setup {
+        base,
+        ws,
+        _slot,
+        mirror,
+        work,
+        state,
+        cloud,
+    } = setup("img");
     let mirror_url = cloud.serve_directory(&mirror).unwrap();
     let (packer_dir, dist) = stage_templates(&ws, &base.bin_dir, work.path(), "debian");
     // `tail -f /var/lib/hcloud-sim/img-packer.log` follows the build.
