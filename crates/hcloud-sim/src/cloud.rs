@@ -103,11 +103,7 @@ impl Cloud {
         let dir = opts.base.state_root.join(&opts.name);
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         stop_stale(&opts, &ns)?;
-        let ip = |args: &str| -> Vec<String> {
-            let mut c: Vec<String> = vec!["ip".into(), "-n".into(), ns.clone()];
-            c.extend(args.split_whitespace().map(str::to_string));
-            c
-        };
+        let ip = |args: &str| net::ip(&ns, args);
         net::run_all(&[
             vec!["ip".into(), "netns".into(), "add".into(), ns.clone()],
             ip("link set lo up"),
@@ -346,11 +342,7 @@ impl QemuMachines {
     fn link_to_cloud(&self, sim: &Sim, slot: u8) -> Result<()> {
         let (cloud, server) = (&self.cloud_ns, &sim.ns);
         let veth = format!("vc{slot}");
-        let ip = |ns: &str, args: &str| -> Vec<String> {
-            let mut c: Vec<String> = vec!["ip".into(), "-n".into(), ns.to_string()];
-            c.extend(args.split_whitespace().map(str::to_string));
-            c
-        };
+        let ip = net::ip;
         let mut c = vec![
             ip(
                 cloud,

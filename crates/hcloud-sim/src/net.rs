@@ -60,7 +60,7 @@ pub fn dhcp_helper_address(ipv4: Ipv4Addr) -> Ipv4Addr {
 }
 
 /// `ip -n <ns> <args>`; the arguments are split at spaces (none of them contains one).
-fn ip(ns: &str, args: &str) -> Cmd {
+pub fn ip(ns: &str, args: &str) -> Cmd {
     let mut c = cmd(&["ip", "-n", ns]);
     c.extend(args.split_whitespace().map(str::to_string));
     c
