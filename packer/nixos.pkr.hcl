@@ -106,6 +106,16 @@ variable "nix-version" {
   }
 }
 
+variable "nix-mirror" {
+  type        = string
+  default     = "https://releases.nixos.org/nix"
+  description = "Where nix-<nix-version>/nix-<nix-version>-<arch>-linux.tar.xz is downloaded from (checked against nix-sha256 either way)."
+  validation {
+    condition     = can(regex("^https?://", var.nix-mirror))
+    error_message = "The Nix mirror is an http(s) URL."
+  }
+}
+
 variable "nix-sha256" {
   type = map(string)
   default = {
@@ -286,6 +296,7 @@ build {
     environment_vars = [
       "NIX_VERSION=${var.nix-version}",
       "NIX_SHA256=${var.nix-sha256[var.arch]}",
+      "NIX_MIRROR=${var.nix-mirror}",
       "NIXOS_CHANNEL=${var.nixos-channel}",
       "ARCH=${var.arch}",
       "LOCALE=${var.locale}",

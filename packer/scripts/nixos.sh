@@ -12,7 +12,8 @@
 #      (the build-time inputs nixos-install left in its store), and the installer is removed
 #
 # Usage: nixos.sh TARGET DISK
-# Environment: NIX_VERSION, NIX_SHA256 (of nix-<version>-<arch>-linux.tar.xz), NIXOS_CHANNEL,
+# Environment: NIX_VERSION, NIX_SHA256 (of nix-<version>-<arch>-linux.tar.xz), NIX_MIRROR (where
+#   it is downloaded from, default https://releases.nixos.org/nix), NIXOS_CHANNEL,
 #   ARCH, LOCALE, KEYMAP, TIMEZONE, EXTRA_PACKAGES, SWAP_SIZE_MIB, INSTALL_SWAP_MIB (swap while
 #   installing, default 2048, 0 for none)
 set -euo pipefail
@@ -25,6 +26,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 hcloud=$(dirname "$here")
 nix_version=${NIX_VERSION:?NIX_VERSION is not set}
 nix_sha256=${NIX_SHA256:?NIX_SHA256 is not set}
+nix_mirror=${NIX_MIRROR:-https://releases.nixos.org/nix}
 channel=${NIXOS_CHANNEL:?NIXOS_CHANNEL is not set}
 arch=${ARCH:-$(uname -m)}
 install_swap=${INSTALL_SWAP_MIB:-2048}
@@ -53,7 +55,7 @@ cleanup() {
 trap cleanup EXIT
 
 tarball=nix-$nix_version-$arch-linux.tar.xz
-url=https://releases.nixos.org/nix/nix-$nix_version/$tarball
+url=${nix_mirror%/}/nix-$nix_version/$tarball
 echo "nixos.sh: downloading $url"
 curl -fsSL --retry 5 --retry-delay 5 -o "$installer/$tarball" "$url"
 echo "$nix_sha256  $installer/$tarball" | sha256sum --check --strict ||

@@ -146,8 +146,8 @@ fn foreign_signature(dir: &Path, data: &Path) -> (std::path::PathBuf, std::path:
     (keyring, sig)
 }
 
-/// The checkout's packer/ with `template` reduced for packer 1.6.6 beside it, and the staged
-/// tree of the static build, in `work`.
+/// The checkout's packer/ (with pkg/, nix/ and systemd/ beside it) with `template` reduced for
+/// packer 1.6.6, and the staged tree of the static build, in `work`.
 fn stage_templates(
     ws: &Path,
     bin_dir: &Path,
@@ -167,13 +167,17 @@ fn stage_templates(
     }
     let packer_dir = work.join("packer");
     if !packer_dir.exists() {
-        run_ok(
-            Command::new("cp")
-                .arg("-r")
-                .arg(ws.join("packer"))
-                .arg(&packer_dir),
-            "copying packer/",
-        );
+        // With what the templates upload from beside packer/: the Arch package split, the
+        // NixOS module and the units it reads.
+        for dir in ["packer", "pkg", "nix", "systemd"] {
+            run_ok(
+                Command::new("cp")
+                    .arg("-r")
+                    .arg(ws.join(dir))
+                    .arg(work.join(dir)),
+                "copying the checkout's packer/ and what it uploads",
+            );
+        }
     }
     let reduced = run_ok(
         Command::new("awk")
@@ -346,8 +350,8 @@ fn assert_nothing_left(cloud: &Cloud, state: &Path, name: &str) {
     );
 }
 
-/// Offline, the Arch Linux bootstrap and the Debian packages can only come from a local mirror.
-/// Served by someone the build does not trust, both templates must stop before anything is
+/// Offline, the Arch Linux bootstrap, the Debian packages and Nix can only come from a local
+/// mirror. Served by someone the build does not trust, the three templates must stop before anything is
 /// installed, and packer must leave nothing behind: this runs the whole path up to there
 /// (API, server, rescue boot, SSH, uploads, disk.sh, the download and its signature check).
 #[test]
@@ -431,6 +435,46 @@ fn builds_refuse_downloads_signed_by_another_key_and_leave_nothing_behind() {
     assert!(
         log.contains("does not verify against the pinned key"),
         "archlinux.sh did not refuse the signature:\n{log}\n{}",
+        consoles(&state, "imgbad")
+    );
+    assert_nothing_left(&cloud, &state, "imgbad");
+
+    // NixOS: a Nix tarball that is not the one whose SHA-256 the template pins.
+    let release = work.path().join("nixmirror/nix-2.35.1");
+    fs::create_dir_all(&release).unwrap();
+    run_ok(
+        Command::new("sh").arg("-c").arg(format!(
+            "tar -C {} -cf - stub | xz -q > {}",
+            other.display(),
+            release.join("nix-2.35.1-x86_64-linux.tar.xz").display()
+        )),
+        "a tarball",
+    );
+    cloud.fake.clear_requests();
+    let url = cloud
+        .serve_directory(&work.path().join("nixmirror"))
+        .unwrap();
+    let (packer_dir, dist) = stage_templates(&ws, &base.bin_dir, work.path(), "nixos");
+    let (ok, log, _) = packer_build(
+        &cloud,
+        &packer_dir,
+        "nixos",
+        &[
+            format!("dist-dir={}", dist.display()),
+            format!("nix-mirror={url}"),
+            "nix-version=2.35.1".into(),
+        ],
+        &state.join("imgbad-nixos-packer.log"),
+    );
+    assert!(!ok, "the build went through with a tampered Nix:\n{log}");
+    assert!(
+        log.contains("disk.sh: partitioning /dev/sda"),
+        "the build did not get as far as the disk:\n{log}\n{}",
+        consoles(&state, "imgbad")
+    );
+    assert!(
+        log.contains("nix-2.35.1-x86_64-linux.tar.xz does not have the pinned SHA-256"),
+        "nixos.sh did not refuse the tarball:\n{log}\n{}",
         consoles(&state, "imgbad")
     );
     assert_nothing_left(&cloud, &state, "imgbad");
