@@ -207,7 +207,7 @@ build {
   sources = ["source.hcloud.archlinux"]
 
   provisioner "shell" {
-    inline = ["mkdir -p /root/hcloud/scripts /root/hcloud/files /root/hcloud/keys /root/hcloud/dist"]
+    inline = ["mkdir -p /root/hcloud/scripts /root/hcloud/files /root/hcloud/keys /root/hcloud/dist /root/hcloud/pkg/archlinux /root/hcloud/pkg/lib"]
   }
   provisioner "file" {
     source      = "${path.root}/scripts/"
@@ -225,6 +225,15 @@ build {
     source      = "${local.dist-dir}/"
     destination = "/root/hcloud/dist/"
   }
+  # The Arch package split (PKGBUILD, tree-packages) and what it reads.
+  provisioner "file" {
+    source      = "${path.root}/../pkg/archlinux/"
+    destination = "/root/hcloud/pkg/archlinux/"
+  }
+  provisioner "file" {
+    source      = "${path.root}/../pkg/lib/"
+    destination = "/root/hcloud/pkg/lib/"
+  }
 
   # GPT with BIOS boot partition, ESP and a labelled root file system, mounted on /mnt.
   provisioner "shell" {
@@ -232,7 +241,8 @@ build {
     inline           = ["bash /root/hcloud/scripts/disk.sh ${var.disk} /mnt"]
   }
 
-  # Verified bootstrap, pacstrap, configuration and GRUB for BIOS and UEFI.
+  # Verified bootstrap, pacstrap, configuration, GRUB for BIOS and UEFI, and the agents as
+  # packages pacman owns (made from the staged tree by pkg/archlinux/tree-packages).
   provisioner "shell" {
     environment_vars = [
       "ARCH_RELEASE=${var.arch-image}",
@@ -247,11 +257,6 @@ build {
       "ARCH=x86_64",
     ]
     inline = ["bash /root/hcloud/scripts/archlinux.sh /mnt ${var.disk}"]
-  }
-
-  # The agents and units from the staged tree, enabled through their presets.
-  provisioner "shell" {
-    inline = ["bash /root/hcloud/scripts/install-agents.sh /root/hcloud/dist /mnt"]
   }
 
   provisioner "shell" {

@@ -5,10 +5,12 @@
 #      keyring holding only that key (no key server, no auto-retrieval)
 #   3. unpack the bootstrap, pacstrap the target from inside it
 #   4. configure the target in its chroot (archlinux-configure.sh) and install GRUB
+#   5. install the agents of the staged tree as packages pacman owns (archlinux-agents.sh)
 # The pacman keyring the build used is removed again: each server makes its own at first boot.
 #
 # Usage: archlinux.sh TARGET DISK
-# Environment: ARCH_RELEASE (latest | YYYY.MM.DD), ARCH_ISO_MIRROR, ARCH_PACKAGE_MIRRORS
+# Environment: AGENTS_TREE (the staged tree, default /root/hcloud/dist beside scripts/),
+#   ARCH_RELEASE (latest | YYYY.MM.DD), ARCH_ISO_MIRROR, ARCH_PACKAGE_MIRRORS
 #   (space-separated pacman Server URLs), EXTRA_PACKAGES, and for the configuration LOCALE,
 #   KEYMAP, TIMEZONE, SWAP_SIZE_MIB, ROOT_LABEL
 set -euo pipefail
@@ -48,6 +50,7 @@ command -v curl >/dev/null || missing+=(curl)
 command -v gpg >/dev/null || missing+=(gnupg)
 command -v gpgv >/dev/null || missing+=(gpgv)
 command -v zstd >/dev/null || missing+=(zstd)
+command -v jq >/dev/null || missing+=(jq)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "archlinux.sh: installing ${missing[*]} in the rescue system"
   DEBIAN_FRONTEND=noninteractive apt-get update -q
@@ -109,6 +112,10 @@ in_bootstrap arch-chroot /mnt env \
   SWAP_SIZE_MIB="${SWAP_SIZE_MIB:-0}" ROOT_LABEL="${ROOT_LABEL:-root}" DISK="$disk" \
   bash "$setup/archlinux-configure.sh"
 rm -rf "${target:?}$setup"
+
+# The agents, owned by pacman: the project's Arch packages install over them later.
+TARGET_SEEN_AS=/ bash "$here/archlinux-agents.sh" "${AGENTS_TREE:-$hcloud/dist}" "$target" \
+  "$boot/usr/bin/arch-chroot" "$boot" arch-chroot /mnt pacman
 
 # Outside the chroot: arch-chroot bind-mounts resolv.conf while it runs.
 ln -sfn ../run/systemd/resolve/stub-resolv.conf "$target/etc/resolv.conf"

@@ -33,7 +33,7 @@ trap 'rm -rf "$tmp"' EXIT
 step "staged tree for validation (hcloud-image dist --no-build)"
 if cargo run -q --locked -p hcloud-image -- dist --no-build --out "$tmp/dist" >/dev/null; then
   cp -r packer "$tmp/packer"
-  cp -r nix systemd "$tmp/"
+  cp -r nix systemd pkg "$tmp/"
   for t in archlinux nixos debian; do
     step "packer validate $t (packer $(packer version | head -n1))"
     awk -f scripts/lib/packer-1.6.6.awk "packer/$t.pkr.hcl" >"$tmp/packer/validate-$t.pkr.hcl"

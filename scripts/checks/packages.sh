@@ -24,7 +24,7 @@ udev_rule_parses systemd/81-hcloud-volumes.rules
 
 # --- scripts
 shellcheck -x pkg/debian/build-debs pkg/debian/test-maintscripts.sh pkg/release/make-release \
-  pkg/release/test-install.sh pkg/lib/agents.sh scripts/lib/manual-checks.sh || bad "shellcheck of the packaging scripts"
+  pkg/release/test-install.sh pkg/lib/agents.sh pkg/archlinux/tree-packages scripts/lib/manual-checks.sh || bad "shellcheck of the packaging scripts"
 shellcheck -s sh pkg/release/install.sh pkg/debian/hooks/* || bad "shellcheck of install.sh and the hooks"
 
 # --- a staged tree from the static build

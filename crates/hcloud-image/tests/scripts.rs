@@ -394,3 +394,176 @@ fn debian_sh_refuses_bad_input_before_anything_is_downloaded() {
         assert!(err.contains(want), "{env:?}: wanted {want:?}, got {err}");
     }
 }
+
+/// The project's own Arch packages of `tree`: makepkg's package step (`makepkg -R`, the
+/// PKGBUILD's package functions on the tree its build step stages), as nobody, since makepkg
+/// refuses root. `dir` must be one nobody can enter.
+fn makepkg_packages(dir: &Path, tree: &Path) -> Vec<PathBuf> {
+    let build = dir.join("makepkg");
+    let src = build.join("src");
+    let lib = src.join("hcloud-agents-0.1.0/pkg/lib");
+    fs::create_dir_all(&lib).unwrap();
+    fs::copy(repo().join("pkg/lib/agents.sh"), lib.join("agents.sh")).unwrap();
+    fs::copy(
+        repo().join("pkg/archlinux/PKGBUILD"),
+        build.join("PKGBUILD"),
+    )
+    .unwrap();
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(tree)
+        .arg(src.join("tree"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let chown = Command::new("chown")
+        .args(["-R", "nobody"])
+        .arg(&build)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let out = Command::new("runuser")
+        .args([
+            "-u",
+            "nobody",
+            "--",
+            "makepkg",
+            "-R",
+            "--nodeps",
+            "--skipinteg",
+        ])
+        .current_dir(&build)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "makepkg -R failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut pkgs: Vec<PathBuf> = fs::read_dir(&build)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().contains(".pkg.tar"))
+        .collect();
+    pkgs.sort();
+    pkgs
+}
+
+/// pacman with `root` as its root (Debian's pacman; the image runs Arch's in a chroot).
+fn pacman(root: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new("pacman");
+    c.arg("--root")
+        .arg(root)
+        .arg("--dbpath")
+        .arg(root.join("var/lib/pacman"))
+        .args(args);
+    c
+}
+
+fn arch_root(dir: &Path, name: &str) -> PathBuf {
+    let root = dir.join(name);
+    fs::create_dir_all(root.join("var/lib/pacman")).unwrap();
+    fs::create_dir_all(root.join("etc")).unwrap();
+    root
+}
+
+/// The Arch Linux image installs the agents as packages, so pacman owns their files and the
+/// project's own packages, installed later, replace them; files alone make that install stop
+/// at a file conflict.
+#[test]
+fn the_arch_images_agents_belong_to_pacman_so_the_projects_packages_install_over_them() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let (tree, manifest) = staged_tree(dir.path());
+    let project = makepkg_packages(dir.path(), &tree);
+    assert_eq!(project.len(), manifest.binaries.len(), "{project:?}");
+
+    // Files alone, as install-agents.sh leaves them on Debian: pacman refuses to overwrite them.
+    let plain = arch_root(dir.path(), "plain");
+    let out = Command::new("bash")
+        .arg(script("install-agents.sh"))
+        .arg(&tree)
+        .arg(&plain)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = pacman(&plain, &["-U", "--noconfirm"])
+        .args(&project)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("hcloud-network: /") && said.contains("exists in filesystem"),
+        "{said}"
+    );
+
+    // The image's way.
+    let image = arch_root(dir.path(), "image");
+    let out = Command::new("bash")
+        .arg(script("archlinux-agents.sh"))
+        .arg(&tree)
+        .arg(&image)
+        .arg("pacman")
+        .arg("--root")
+        .arg(&image)
+        .arg("--dbpath")
+        .arg(image.join("var/lib/pacman"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "archlinux-agents.sh failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for agent in &manifest.binaries {
+        let out = pacman(&image, &["-Qqo"])
+            .arg(image.join("usr/bin").join(agent))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            agent,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(mode(&image.join("usr/bin").join(agent)), 0o755);
+    }
+    // The units are still enabled, the files no agent has are there, the packages are gone.
+    assert!(
+        image
+            .join("etc/systemd/system/multi-user.target.wants/hcloud-dl-metadata.service")
+            .is_symlink()
+    );
+    assert!(image.join(dist::MANIFEST_PATH).is_file());
+    assert!(!image.join("var/cache/hcloud-agents").exists());
+
+    // Later, the project's packages: an upgrade of what is there, no conflict.
+    let out = pacman(&image, &["-U", "--noconfirm"])
+        .args(&project)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // And each package owns its files for real: removing one removes its binary.
+    let out = pacman(&image, &["-R", "--noconfirm", "hcloud-volumes"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!image.join("usr/bin/hcloud-volumes").exists());
+}

@@ -20,7 +20,7 @@ packages=(
   gdisk parted fdisk dosfstools e2fsprogs util-linux
   # Downloads and their signatures.
   curl wget ca-certificates gnupg gpgv debian-archive-keyring
-  zstd xz-utils rsync
+  zstd xz-utils rsync jq
   # Installing systems.
   debootstrap grub2-common grub-pc-bin grub-efi-amd64-bin
 )
