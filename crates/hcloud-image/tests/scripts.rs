@@ -17,6 +17,22 @@ fn script(name: &str) -> PathBuf {
     repo().join("packer/scripts").join(name)
 }
 
+/// Runs packer/scripts/`name` with bash and `args`; panics with its output unless it succeeds.
+fn script_ok<S: AsRef<std::ffi::OsStr>>(name: &str, args: &[S]) -> std::process::Output {
+    let out = Command::new("bash")
+        .arg(script(name))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{name} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn mode(p: &Path) -> u32 {
     fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
 }
@@ -78,18 +94,7 @@ fn install_agents_installs_every_file_with_its_mode_and_enables_the_units() {
     let (tree, manifest) = staged_tree(dir.path());
     let root = dir.path().join("root");
     fs::create_dir_all(root.join("etc")).unwrap();
-    let out = Command::new("bash")
-        .arg(script("install-agents.sh"))
-        .arg(&tree)
-        .arg(&root)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "install-agents.sh failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    script_ok("install-agents.sh", &[&tree, &root]);
     for f in &manifest.files {
         let p = root.join(&f.path);
         assert_eq!(
@@ -482,13 +487,7 @@ fn the_arch_images_agents_belong_to_pacman_so_the_projects_packages_install_over
 
     // Files alone, as install-agents.sh leaves them on Debian: pacman refuses to overwrite them.
     let plain = arch_root(dir.path(), "plain");
-    let out = Command::new("bash")
-        .arg(script("install-agents.sh"))
-        .arg(&tree)
-        .arg(&plain)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    script_ok("install-agents.sh", &[&tree, &plain]);
     let out = pacman(&plain, &["-U", "--noconfirm"])
         .args(&project)
         .output()
@@ -506,22 +505,18 @@ fn the_arch_images_agents_belong_to_pacman_so_the_projects_packages_install_over
 
     // The image's way.
     let image = arch_root(dir.path(), "image");
-    let out = Command::new("bash")
-        .arg(script("archlinux-agents.sh"))
-        .arg(&tree)
-        .arg(&image)
-        .arg("pacman")
-        .arg("--root")
-        .arg(&image)
-        .arg("--dbpath")
-        .arg(image.join("var/lib/pacman"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "archlinux-agents.sh failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let dbpath = image.join("var/lib/pacman");
+    script_ok(
+        "archlinux-agents.sh",
+        &[
+            tree.as_os_str(),
+            image.as_os_str(),
+            "pacman".as_ref(),
+            "--root".as_ref(),
+            image.as_os_str(),
+            "--dbpath".as_ref(),
+            dbpath.as_os_str(),
+        ],
     );
     for agent in &manifest.binaries {
         let out = pacman(&image, &["-Qqo"])
