@@ -17,20 +17,21 @@ fn script(name: &str) -> PathBuf {
     repo().join("packer/scripts").join(name)
 }
 
-/// Runs packer/scripts/`name` with bash and `args`; panics with its output unless it succeeds.
-fn script_ok<S: AsRef<std::ffi::OsStr>>(name: &str, args: &[S]) -> std::process::Output {
-    let out = Command::new("bash")
-        .arg(script(name))
-        .args(args)
-        .output()
-        .unwrap();
+/// Runs `cmd`; panics with its output unless it succeeds.
+fn run_ok(cmd: &mut Command, what: &str) -> std::process::Output {
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
-        "{name} failed: {}{}",
+        "{what} failed: {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// Runs packer/scripts/`name` with bash and `args`; panics with its output unless it succeeds.
+fn script_ok<S: AsRef<std::ffi::OsStr>>(name: &str, args: &[S]) -> std::process::Output {
+    run_ok(Command::new("bash").arg(script(name)).args(args), name)
 }
 
 fn mode(p: &Path) -> u32 {
@@ -427,24 +428,19 @@ fn makepkg_packages(dir: &Path, tree: &Path) -> Vec<PathBuf> {
         .status()
         .unwrap();
     assert!(chown.success());
-    let out = Command::new("runuser")
-        .args([
-            "-u",
-            "nobody",
-            "--",
-            "makepkg",
-            "-R",
-            "--nodeps",
-            "--skipinteg",
-        ])
-        .current_dir(&build)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "makepkg -R failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new("runuser")
+            .args([
+                "-u",
+                "nobody",
+                "--",
+                "makepkg",
+                "-R",
+                "--nodeps",
+                "--skipinteg",
+            ])
+            .current_dir(&build),
+        "makepkg -R",
     );
     let mut pkgs: Vec<PathBuf> = fs::read_dir(&build)
         .unwrap()
@@ -541,15 +537,9 @@ fn the_arch_images_agents_belong_to_pacman_so_the_projects_packages_install_over
     assert!(!image.join("var/cache/hcloud-agents").exists());
 
     // Later, the project's packages: an upgrade of what is there, no conflict.
-    let out = pacman(&image, &["-U", "--noconfirm"])
-        .args(&project)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        pacman(&image, &["-U", "--noconfirm"]).args(&project),
+        "pacman -U of the project's packages",
     );
     // And each package owns its files for real: removing one removes its binary.
     let out = pacman(&image, &["-R", "--noconfirm", "hcloud-volumes"])
