@@ -206,17 +206,7 @@ fn cleanup_removes_per_server_state_and_keeps_the_rest() {
     }
     write("etc/machine-id", "0123456789abcdef0123456789abcdef\n");
 
-    let out = Command::new("bash")
-        .arg(script("cleanup.sh"))
-        .arg("--no-trim")
-        .arg(root)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "cleanup.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    script_ok("cleanup.sh", &["--no-trim".as_ref(), root.as_os_str()]);
     for p in gone {
         assert!(!root.join(p).exists(), "{p} survived the cleanup");
     }
@@ -542,13 +532,9 @@ fn the_arch_images_agents_belong_to_pacman_so_the_projects_packages_install_over
         "pacman -U of the project's packages",
     );
     // And each package owns its files for real: removing one removes its binary.
-    let out = pacman(&image, &["-R", "--noconfirm", "hcloud-volumes"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        &mut pacman(&image, &["-R", "--noconfirm", "hcloud-volumes"]),
+        "pacman -R hcloud-volumes",
     );
     assert!(!image.join("usr/bin/hcloud-volumes").exists());
 }

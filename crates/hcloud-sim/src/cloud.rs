@@ -18,7 +18,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -59,27 +58,6 @@ pub struct CloudOptions {
     pub firmware: Firmware,
     pub ipv4_range: Ipv4Range,
     pub config: Config,
-}
-
-/// The namespace `ns` as a file, for setns.
-fn netns_file(ns: &str) -> Result<fs::File> {
-    let p = Path::new("/run/netns").join(ns);
-    fs::File::open(&p).with_context(|| format!("opening {}", p.display()))
-}
-
-/// Runs `f` in a thread that has entered the network namespace `ns`: sockets it makes (a
-/// listener, a client connection) belong to that namespace.
-pub fn in_namespace<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> Result<T> {
-    let file = netns_file(ns)?;
-    std::thread::scope(|s| {
-        s.spawn(move || -> Result<T> {
-            nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-                .context("entering the network namespace (setns)")?;
-            Ok(f())
-        })
-        .join()
-        .map_err(|_| anyhow::anyhow!("the thread in namespace {ns} panicked"))?
-    })
 }
 
 /// A running simulated cloud. [`Cloud::stop`] (or dropping it) deletes every server.
@@ -124,7 +102,7 @@ impl Cloud {
         fs::create_dir_all(&machines.snapshots)?;
         let m: Arc<dyn Machines> = machines.clone();
         let config = opts.config.clone();
-        let fake = in_namespace(&ns, move || FakeCloud::start((CLOUD_V4, 80), config, m))?
+        let fake = net::in_namespace(&ns, move || FakeCloud::start((CLOUD_V4, 80), config, m))?
             .context("starting the fake Cloud API")?;
         Ok(Cloud {
             ns,
@@ -171,7 +149,7 @@ impl Cloud {
         *files = Some(child);
         let url = format!("http://{CLOUD_V4}:{FILES_PORT}");
         for _ in 0..50 {
-            let up = in_namespace(&self.ns, || {
+            let up = net::in_namespace(&self.ns, || {
                 std::net::TcpStream::connect((CLOUD_V4, FILES_PORT)).is_ok()
             })?;
             if up {
@@ -192,7 +170,7 @@ impl Cloud {
     ) -> Result<serde_json::Value> {
         let token = self.fake.token().to_string();
         let body = body.map(|b| b.to_string());
-        let (status, text) = in_namespace(&self.ns, move || -> Result<(u16, String)> {
+        let (status, text) = net::in_namespace(&self.ns, move || -> Result<(u16, String)> {
             let mut stream = std::net::TcpStream::connect((CLOUD_V4, 80))?;
             stream.set_read_timeout(Some(Duration::from_secs(60)))?;
             let body = body.unwrap_or_default();

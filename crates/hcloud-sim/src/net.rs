@@ -12,6 +12,7 @@
 //! Every function here returns the commands as plain data; `run_all` executes them.
 
 use std::net::Ipv4Addr;
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::process::Command;
 
@@ -263,6 +264,27 @@ pub fn start_dhcp(ns: &str, d: &Dhcp) -> Result<()> {
 
 pub fn namespace_exists(ns: &str) -> bool {
     Path::new("/run/netns").join(ns).exists()
+}
+
+/// The namespace `ns` as a file, for setns.
+fn netns_file(ns: &str) -> Result<std::fs::File> {
+    let p = Path::new("/run/netns").join(ns);
+    std::fs::File::open(&p).with_context(|| format!("opening {}", p.display()))
+}
+
+/// Runs `f` in a thread that has entered the network namespace `ns`: sockets it makes (a
+/// listener, a client connection) belong to that namespace.
+pub fn in_namespace<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> Result<T> {
+    let file = netns_file(ns)?;
+    std::thread::scope(|s| {
+        s.spawn(move || -> Result<T> {
+            nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                .context("entering the network namespace (setns)")?;
+            Ok(f())
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("the thread in namespace {ns} panicked"))?
+    })
 }
 
 #[cfg(test)]

@@ -446,7 +446,7 @@ impl Sim {
             return false;
         };
         let addr = std::net::SocketAddr::new(ip, 22);
-        crate::cloud::in_namespace(&self.ns, || {
+        net::in_namespace(&self.ns, || {
             std::net::TcpStream::connect_timeout(&addr, timeout).is_ok()
         })
         .unwrap_or(false)
